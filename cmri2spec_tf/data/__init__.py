@@ -1,0 +1,1 @@
+"""Data layer: files -> readers -> cache -> pairs (SPEC.md "Data")."""

@@ -1,0 +1,76 @@
+"""Speech audio: WAV/FLAC at any rate, width and channel count -> mono float32 at 22,050 Hz.
+
+Decoding is soundfile's (libsndfile); resampling is librosa's (soxr, high quality).
+Channels are averaged. The checks below are the ones `check_data` reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import librosa
+import numpy as np
+import soundfile
+
+from cmri2spec_tf.data.problems import DataError
+
+SAMPLE_RATE = 22050
+WINDOW_SAMPLES = 21000  # the paper's crop length (Sec. 3.2)
+SILENCE_PEAK = 1e-4  # peak |x| below this (-80 dBFS) is silence
+CLIP_LEVEL = 0.999  # |x| at or above this is a clipped sample ...
+CLIP_SHARE = 0.001  # ... and more than 0.1 % of them is a clipped recording
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+  """The file as it was: rate, channels, length in its own samples, sample format."""
+
+  sample_rate: int
+  channels: int
+  samples: int
+  subtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Audio:
+  """Mono float32 waveform at 22,050 Hz and what the file looked like."""
+
+  waveform: np.ndarray
+  info: AudioInfo
+
+
+def read_audio(path: str | os.PathLike) -> Audio:
+  """Reads, checks and converts one recording. Raises DataError naming the file."""
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise DataError(path, "audio file not found")
+  try:
+    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    subtype = soundfile.info(path).subtype
+  except Exception as e:  # libsndfile: unknown format, truncated, lying header
+    raise DataError(path, f"unreadable audio file ({type(e).__name__}: {e})") from e
+  info = AudioInfo(sample_rate=int(rate), channels=data.shape[1], samples=data.shape[0],
+                   subtype=subtype)
+  check_waveform(path, data)
+  mono = data.mean(axis=1)
+  if rate != SAMPLE_RATE:
+    mono = librosa.resample(mono, orig_sr=rate, target_sr=SAMPLE_RATE)
+  if mono.shape[0] < WINDOW_SAMPLES:
+    raise DataError(path, f"audio is {mono.shape[0]} samples at {SAMPLE_RATE} Hz, shorter than "
+                    f"the {WINDOW_SAMPLES}-sample window")
+  return Audio(waveform=mono.astype(np.float32), info=info)
+
+
+def check_waveform(path: str, data: np.ndarray) -> None:
+  """NaN/inf, silence and clipping, judged on the samples as stored (all channels)."""
+  if data.size == 0:
+    raise DataError(path, "audio file holds no samples")
+  if not np.all(np.isfinite(data)):
+    raise DataError(path, "audio holds NaN or infinite samples")
+  peak = float(np.max(np.abs(data)))
+  if peak < SILENCE_PEAK:
+    raise DataError(path, f"audio is silent (peak {peak:.2g} < {SILENCE_PEAK:g})")
+  clipped_share = float(np.mean(np.abs(data) >= CLIP_LEVEL))
+  if clipped_share > CLIP_SHARE:
+    raise DataError(path, f"audio is clipped ({clipped_share:.1%} of samples at full scale)")

@@ -1,0 +1,130 @@
+"""A dataset folder -> arrays the model trains on, through the cache.
+
+`check_dataset` reads everything and lists every problem (the `check_data` command);
+`load_dataset` is what training uses: it refuses a dataset with problems, with the same
+messages, before anything is trained, and decodes each recording only once per cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+from cmri2spec_tf.data import audio as audio_lib
+from cmri2spec_tf.data import cache as cache_lib
+from cmri2spec_tf.data import dicom
+from cmri2spec_tf.data import manifest as manifest_lib
+from cmri2spec_tf.data import spectrogram
+from cmri2spec_tf.data.problems import DataError, DatasetProblems, Problem
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordSummary:
+  """One line of check_data's table."""
+
+  subject_id: str
+  word: str
+  cine: dicom.CineInfo
+  audio: audio_lib.AudioInfo
+
+
+@dataclasses.dataclass
+class ArrayDataset:
+  """All recordings as arrays: mri float16 [R, 26, 128, 128], spectrograms float16 [R, W, 64, 64]."""
+
+  subject_ids: list[str]
+  words: list[str]
+  mri: np.ndarray
+  spectrograms: np.ndarray
+  params: spectrogram.SpecParams
+
+  def __len__(self) -> int:
+    return len(self.subject_ids)
+
+  def subset(self, subject_ids) -> "ArrayDataset":
+    """The recordings of the given subjects, in dataset order."""
+    wanted = set(subject_ids)
+    rows = [i for i, s in enumerate(self.subject_ids) if s in wanted]
+    return ArrayDataset([self.subject_ids[i] for i in rows], [self.words[i] for i in rows],
+                        self.mri[rows], self.spectrograms[rows], self.params)
+
+
+def read_record(record: manifest_lib.Record, params: spectrogram.SpecParams):
+  """Decodes one row: (mri float32 [26,128,128], targets float32 [W,64,64], summary)."""
+  cine = dicom.read_cine(record.mri)
+  sound = audio_lib.read_audio(record.audio)
+  targets = spectrogram.targets_from_waveform(sound.waveform, params)
+  summary = RecordSummary(record.subject_id, record.word, cine.info, sound.info)
+  return cine.frames, targets, summary
+
+
+def check_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.SpecParams()):
+  """Reads every file; returns (summaries of good rows, all problems)."""
+  records, problems = manifest_lib.read_manifest(data_dir)
+  summaries = []
+  for record in records:
+    try:
+      summaries.append(read_record(record, params)[2])
+    except DataError as e:
+      problems.append(e.problem)
+  return summaries, problems
+
+
+def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.SpecParams(),
+                 cache_dir: str | None = None, verbose: bool = True) -> ArrayDataset:
+  """Arrays of every recording, from the cache where possible. Raises DatasetProblems."""
+  cache_dir = cache_dir or cache_lib.default_cache_dir()
+  records, problems = manifest_lib.read_manifest(data_dir)
+  if problems:
+    raise DatasetProblems(problems)
+  mri, targets, decoded = [], [], 0
+  for i, record in enumerate(records):
+    try:
+      arrays, was_decoded = _cached_record(record, params, cache_dir)
+    except DataError as e:
+      problems.append(e.problem)
+      continue
+    decoded += was_decoded
+    mri.append(arrays["mri"])
+    targets.append(arrays["spectrograms"])
+    if verbose:
+      print(f"\rdata: {i + 1}/{len(records)} recordings ({decoded} decoded, "
+            f"{len(mri) - decoded} from cache)", end="", file=sys.stderr)
+  if verbose:
+    print(file=sys.stderr)
+  if problems:
+    raise DatasetProblems(problems)
+  return ArrayDataset([r.subject_id for r in records], [r.word for r in records],
+                      np.stack(mri), np.stack(targets), params)
+
+
+def _cached_record(record, params, cache_dir):
+  key = cache_lib.record_key(record.mri, record.audio, params.to_json())
+  arrays = cache_lib.load(cache_dir, key)
+  if arrays is not None:
+    return arrays, False
+  frames, targets, _ = read_record(record, params)
+  arrays = {"mri": frames.astype(np.float16), "spectrograms": targets.astype(np.float16)}
+  cache_lib.save(cache_dir, key, arrays)
+  return arrays, True
+
+
+def format_problems(problems: list[Problem]) -> str:
+  return "\n".join(f"PROBLEM {p}" for p in problems)
+
+
+def format_summary(summaries: list[RecordSummary]) -> str:
+  """The per-subject table check_data prints."""
+  header = (f"{'subject':<12} {'word':<8} {'frames':>6} {'matrix':>9} {'spacing mm':>12} "
+            f"{'order':<16} {'audio':>8} {'rate':>6} {'ch':>2} format")
+  lines = [header]
+  for s in summaries:
+    spacing = "-" if s.cine.spacing_mm is None else "%.2fx%.2f" % s.cine.spacing_mm
+    lines.append(f"{s.subject_id:<12} {s.word:<8} {s.cine.frames:>6} "
+                 f"{s.cine.rows:>4}x{s.cine.columns:<4} {spacing:>12} {s.cine.ordered_by:<16} "
+                 f"{s.audio.samples:>8} {s.audio.sample_rate:>6} {s.audio.channels:>2} "
+                 f"{s.audio.subtype}")
+  return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""tf.data pipelines: pairs of examples from two subjects for training, single examples for tests.
+
+An example is (recording r, window k): the recording's MRI (26 frames, the same for all its
+windows, as in the paper) and the k-th of its sliding-window spectrograms. An epoch visits every
+example once as the first member of a pair, in a new order; its partner is a random window of a
+recording of a *different subject*, of the same word with probability `same_word_share` (when such
+a subject exists), else of the other word. The KL term (eq. 2) is applied to same-word pairs only.
+
+Index sampling is NumPy, seeded by (seed, epoch), so epoch e has the same pairs in any run
+(resume included); gathering the arrays and the float16 -> float32 expansion run in the graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from cmri2spec_tf.data.dataset import ArrayDataset
+
+PAIR_KEYS = ("mri_a", "spec_a", "mri_b", "spec_b", "same_word")
+
+
+def sample_pairs(subject_ids, words, n_windows: int, same_word_share: float,
+                 rng: np.random.Generator) -> np.ndarray:
+  """int64 [R * n_windows, 5]: (rec_a, win_a, rec_b, win_b, same_word), shuffled."""
+  subject_ids, words = np.asarray(subject_ids), np.asarray(words)
+  if len(set(subject_ids.tolist())) < 2:
+    raise ValueError("pairs need recordings of at least 2 different subjects")
+  chunks = []
+  for rec in range(len(subject_ids)):
+    other = subject_ids != subject_ids[rec]
+    same = np.flatnonzero(other & (words == words[rec]))
+    different = np.flatnonzero(other & (words != words[rec]))
+    want_same = rng.random(n_windows) < same_word_share
+    if same.size == 0:
+      want_same[:] = False
+    if different.size == 0:
+      want_same[:] = True
+    partner = np.where(want_same, rng.choice(same, n_windows) if same.size else -1,
+                       rng.choice(different, n_windows) if different.size else -1)
+    chunks.append(np.stack([np.full(n_windows, rec), np.arange(n_windows), partner,
+                            rng.integers(0, n_windows, n_windows), want_same.astype(np.int64)],
+                           axis=1))
+  pairs = np.concatenate(chunks).astype(np.int64)
+  return pairs[rng.permutation(len(pairs))]
+
+
+class _EpochPairs:
+  """Generator factory for tf.data: each new iteration (epoch) draws that epoch's pairs."""
+
+  def __init__(self, data: ArrayDataset, same_word_share: float, seed: int, first_epoch: int):
+    self._data, self._share, self._seed = data, same_word_share, seed
+    self.next_epoch = first_epoch
+
+  def __call__(self):
+    rng = np.random.default_rng([self._seed, self.next_epoch])
+    self.next_epoch += 1
+    yield sample_pairs(self._data.subject_ids, self._data.words,
+                       self._data.spectrograms.shape[1], self._share, rng)
+
+
+def pairs_dataset(data: ArrayDataset, batch_size: int, same_word_share: float = 0.5,
+                  seed: int = 0, first_epoch: int = 0) -> tf.data.Dataset:
+  """Batches of dicts with PAIR_KEYS: mri_* [B,26,128,128,1], spec_* [B,64,64,1], same_word [B].
+
+  One pass over the dataset is one epoch; iterate it again for the next (Keras `fit` does).
+  Incomplete last batches are dropped so every step has the same shape.
+  """
+  mri, spec = tf.constant(data.mri), tf.constant(data.spectrograms)
+  indices = tf.data.Dataset.from_generator(
+      _EpochPairs(data, same_word_share, seed, first_epoch),
+      output_signature=tf.TensorSpec([None, 5], tf.int64)).unbatch()
+
+  def gather(idx):
+    return {
+        "mri_a": _expand(tf.gather(mri, idx[:, 0])),
+        "spec_a": _expand(tf.gather_nd(spec, idx[:, 0:2])),
+        "mri_b": _expand(tf.gather(mri, idx[:, 2])),
+        "spec_b": _expand(tf.gather_nd(spec, idx[:, 2:4])),
+        "same_word": tf.cast(idx[:, 4], tf.float32),
+    }
+
+  return (indices.batch(batch_size, drop_remainder=True)
+          .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+          .prefetch(tf.data.AUTOTUNE))
+
+
+def examples_dataset(data: ArrayDataset, batch_size: int) -> tf.data.Dataset:
+  """Every (mri, spectrogram) example once, in dataset order, as Keras (x, y) batches."""
+  n_windows = data.spectrograms.shape[1]
+  mri, spec = tf.constant(data.mri), tf.constant(data.spectrograms)
+  records, windows = np.divmod(np.arange(len(data) * n_windows), n_windows)
+  indices = tf.data.Dataset.from_tensor_slices(np.stack([records, windows], axis=1))
+
+  def gather(idx):
+    return _expand(tf.gather(mri, idx[:, 0])), _expand(tf.gather_nd(spec, idx))
+
+  return (indices.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+          .prefetch(tf.data.AUTOTUNE))
+
+
+def _expand(stored: tf.Tensor) -> tf.Tensor:
+  """float16 storage -> float32 model input with a channel axis."""
+  return tf.cast(stored, tf.float32)[..., None]

@@ -1,0 +1,35 @@
+"""Errors raised by the data layer: every one names the file and the problem."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+  """One thing wrong with a dataset: the file it concerns and what is wrong."""
+
+  path: str
+  message: str
+
+  def __str__(self) -> str:
+    return f"{self.path}: {self.message}"
+
+
+class DataError(ValueError):
+  """A single input file cannot be used. `str()` reads `PATH: MESSAGE`."""
+
+  def __init__(self, path: str | os.PathLike, message: str):
+    self.problem = Problem(os.fspath(path), message)
+    super().__init__(str(self.problem))
+
+
+class DatasetProblems(ValueError):
+  """A dataset has one or more problems; raised before any training starts."""
+
+  def __init__(self, problems: list[Problem]):
+    self.problems = list(problems)
+    lines = [f"dataset has {len(self.problems)} problem(s):"]
+    lines += [f"  - {p}" for p in self.problems]
+    super().__init__("\n".join(lines))

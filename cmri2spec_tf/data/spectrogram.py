@@ -1,0 +1,115 @@
+"""Spectrogram targets and their inverse (SPEC.md "Data"; paper Sec. 3.2).
+
+waveform (22,050 Hz) -> 100 windows of 21,000 samples slid evenly -> librosa mel power
+-> dB -> one fixed global normalization to [0, 1] -> 64 x 64 (mel bins x time, low
+frequency at row 0).
+
+Choices where the paper is silent (saved with every model as `SpecParams.to_json()`):
+- STFT: n_fft 1024 (46 ms), hop 330, Hann, centred; 64 mel bands (Slaney scale and norm,
+  librosa's defaults) from 0 to 11,025 Hz. With these, a 21,000-sample window gives exactly
+  64 frames, so the "resize to 64 x 64" of the paper is the identity and the target stays exactly
+  invertible; other parameter sets that do not give 64 x 64 are refused.
+- dB: `librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=None)`: absolute level, so loudness
+  is kept.
+- Normalization: y = clip((dB - db_min) / (db_max - db_min), 0, 1) with db_min = -80 dB,
+  db_max = +40 dB for every example of every dataset (not fitted to data: a model's output means
+  the same dB in any lab). Inverse: dB = db_min + y * (db_max - db_min); power = 10^(dB/10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import librosa
+import numpy as np
+
+from cmri2spec_tf.data.audio import SAMPLE_RATE, WINDOW_SAMPLES
+
+SPEC_SIZE = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecParams:
+  """Everything needed to make a target from audio and to turn a prediction back into sound."""
+
+  sample_rate: int = SAMPLE_RATE
+  window_samples: int = WINDOW_SAMPLES
+  windows_per_recording: int = 100
+  n_fft: int = 1024
+  hop_length: int = 330
+  n_mels: int = 64
+  fmin: float = 0.0
+  fmax: float = SAMPLE_RATE / 2
+  db_min: float = -80.0
+  db_max: float = 40.0
+  amin: float = 1e-10
+
+  def __post_init__(self):
+    frames = 1 + self.window_samples // self.hop_length
+    if self.n_mels != SPEC_SIZE or frames != SPEC_SIZE:
+      raise ValueError(f"spectrogram parameters give {self.n_mels} x {frames}, not "
+                       f"{SPEC_SIZE} x {SPEC_SIZE} (n_mels, 1 + window_samples // hop_length)")
+    if not self.db_max > self.db_min:
+      raise ValueError("db_max must be above db_min")
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str) -> "SpecParams":
+    return cls(**json.loads(text))
+
+
+def window_starts(n_samples: int, params: SpecParams = SpecParams()) -> np.ndarray:
+  """Start sample of each window, spread evenly from 0 to n_samples - window_samples."""
+  last = n_samples - params.window_samples
+  if last < 0:
+    raise ValueError(f"{n_samples} samples is shorter than one {params.window_samples}-sample window")
+  return np.round(np.linspace(0, last, params.windows_per_recording)).astype(np.int64)
+
+
+def sliding_windows(waveform: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
+  """[windows_per_recording, window_samples] crops of a mono waveform."""
+  starts = window_starts(waveform.shape[-1], params)
+  return np.stack([waveform[s:s + params.window_samples] for s in starts])
+
+
+def mel_power(windows: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
+  """librosa mel power spectrogram of [..., window_samples] -> [..., 64, 64]."""
+  return librosa.feature.melspectrogram(
+      y=np.asarray(windows, dtype=np.float32), sr=params.sample_rate, n_fft=params.n_fft,
+      hop_length=params.hop_length, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax,
+      power=2.0)
+
+
+def normalize_power(power: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
+  """Mel power -> dB (ref 1) -> [0, 1] by the fixed global mapping."""
+  db = librosa.power_to_db(power, ref=1.0, amin=params.amin, top_db=None)
+  return np.clip((db - params.db_min) / (params.db_max - params.db_min), 0.0, 1.0).astype(np.float32)
+
+
+def normalized_to_db(normalized: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
+  """Inverse of the normalization: [0, 1] -> dB."""
+  return params.db_min + np.asarray(normalized, dtype=np.float32) * (params.db_max - params.db_min)
+
+
+def normalized_to_power(normalized: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
+  """[0, 1] -> mel power, the inverse of `normalize_power` (up to its clipping)."""
+  return librosa.db_to_power(normalized_to_db(normalized, params), ref=1.0)
+
+
+def targets_from_waveform(waveform: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
+  """The training targets of one recording: float32 [windows_per_recording, 64, 64] in [0, 1]."""
+  return normalize_power(mel_power(sliding_windows(waveform, params), params), params)
+
+
+def waveform_from_normalized(normalized: np.ndarray, params: SpecParams = SpecParams(),
+                             n_iter: int = 64, seed: int = 0) -> np.ndarray:
+  """Normalized [64, 64] (or [64, 64, 1]) -> waveform of window_samples by Griffin-Lim."""
+  spec = np.asarray(normalized, dtype=np.float32).reshape(params.n_mels, -1)
+  waveform = librosa.feature.inverse.mel_to_audio(
+      normalized_to_power(spec, params), sr=params.sample_rate, n_fft=params.n_fft,
+      hop_length=params.hop_length, fmin=params.fmin, fmax=params.fmax, power=2.0,
+      n_iter=n_iter, length=params.window_samples, random_state=seed)
+  return waveform.astype(np.float32)

@@ -1,0 +1,57 @@
+"""Subject-level splits: leave-one-subject-out (the paper, Sec. 3.2) and k folds by subject.
+
+No subject is ever on both sides of a fold. K folds are stratified by word: subjects of each
+word are shuffled with the seed and dealt round-robin, so every fold sees both words when it can.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Fold:
+  """Training and held-out subject ids of one fold."""
+
+  index: int
+  train: tuple[str, ...]
+  test: tuple[str, ...]
+
+
+def leave_one_subject_out(subject_ids) -> list[Fold]:
+  """One fold per subject, in sorted subject order; that subject is the held-out side."""
+  subjects = sorted(set(subject_ids))
+  if len(subjects) < 2:
+    raise ValueError(f"leave-one-subject-out needs at least 2 subjects, got {len(subjects)}")
+  return [Fold(i, tuple(s for s in subjects if s != held), (held,))
+          for i, held in enumerate(subjects)]
+
+
+def k_folds(subject_ids, words, k: int, seed: int = 0) -> list[Fold]:
+  """k folds of subjects, stratified by word, deterministic for a seed."""
+  word_of = dict(zip(subject_ids, words))
+  subjects = sorted(word_of)
+  if not 2 <= k <= len(subjects):
+    raise ValueError(f"k must be between 2 and the number of subjects ({len(subjects)}), got {k}")
+  rng = np.random.default_rng(seed)
+  assignment, dealt = {}, 0
+  for word in sorted(set(word_of.values())):
+    group = [s for s in subjects if word_of[s] == word]
+    for s in rng.permutation(group):
+      assignment[str(s)] = dealt % k
+      dealt += 1
+  return [Fold(i, tuple(s for s in subjects if assignment[s] != i),
+               tuple(s for s in subjects if assignment[s] == i)) for i in range(k)]
+
+
+def make_folds(subject_ids, words, scheme: str, seed: int = 0) -> list[Fold]:
+  """`scheme` is "loso" or the number of folds ("5")."""
+  if scheme == "loso":
+    return leave_one_subject_out(subject_ids)
+  try:
+    k = int(scheme)
+  except ValueError:
+    raise ValueError(f"split scheme must be 'loso' or a number of folds, got {scheme!r}") from None
+  return k_folds(subject_ids, words, k, seed)
