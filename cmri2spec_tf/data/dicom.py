@@ -16,7 +16,8 @@ Choices where the paper is silent (also in the README):
   pixel has the same size in mm along both axes (from PixelSpacing), centred on a square canvas
   padded with the series' background, and resized (bilinear, anti-aliased) to 128 x 128.
 - Time: any frame count is resampled linearly to 26 frames, evenly over the series.
-- Normalization per sequence: (x - p0.5) / (p99.5 - p0.5), clipped to [0, 1].
+- Normalization per sequence: (x - p0.5) / (p99.5 - p0.5) over the acquired frames, clipped
+  to [0, 1], before the time resampling.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def read_cine(path: str | os.PathLike) -> Cine:
     raise DataError(path, f"a cine series needs at least 2 frames, found {raw.shape[0]}")
   info = CineInfo(frames=raw.shape[0], rows=raw.shape[1], columns=raw.shape[2],
                   spacing_mm=spacing, ordered_by=ordered_by, files=n_files)
-  grid = resample_time(to_square_grid(raw, spacing), N_FRAMES)
-  return Cine(frames=normalize_intensity(grid, path), info=info)
+  # Percentiles of the acquired frames, so interpolated frames do not shift the scale.
+  normalized = normalize_intensity(to_square_grid(raw, spacing), path)
+  return Cine(frames=resample_time(normalized, N_FRAMES), info=info)
 
 
 def list_series_files(folder: str) -> list[str]:

@@ -1,0 +1,19 @@
+"""Shared fixtures: a small phantom dataset made once per test session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from cmri2spec_tf.data import phantom  # noqa: E402
+
+PHANTOM_AGEESE, PHANTOM_ASOUK = 3, 2
+
+
+@pytest.fixture(scope="session")
+def phantom_dir(tmp_path_factory):
+  """5 phantom subjects (3 'ageese', 2 'asouk'), seed 0. Read-only for tests: copy to modify."""
+  out = tmp_path_factory.mktemp("phantom")
+  phantom.generate(str(out), PHANTOM_AGEESE, PHANTOM_ASOUK, seed=0)
+  return str(out)
