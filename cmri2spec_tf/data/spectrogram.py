@@ -108,8 +108,10 @@ def waveform_from_normalized(normalized: np.ndarray, params: SpecParams = SpecPa
                              n_iter: int = 64, seed: int = 0) -> np.ndarray:
   """Normalized [64, 64] (or [64, 64, 1]) -> waveform of window_samples by Griffin-Lim."""
   spec = np.asarray(normalized, dtype=np.float32).reshape(params.n_mels, -1)
-  waveform = librosa.feature.inverse.mel_to_audio(
-      normalized_to_power(spec, params), sr=params.sample_rate, n_fft=params.n_fft,
-      hop_length=params.hop_length, fmin=params.fmin, fmax=params.fmax, power=2.0,
-      n_iter=n_iter, length=params.window_samples, random_state=seed)
+  magnitude = librosa.feature.inverse.mel_to_stft(
+      normalized_to_power(spec, params), sr=params.sample_rate, n_fft=params.n_fft, power=2.0,
+      fmin=params.fmin, fmax=params.fmax)
+  waveform = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=params.hop_length,
+                                n_fft=params.n_fft, length=params.window_samples,
+                                random_state=seed)
   return waveform.astype(np.float32)
