@@ -20,6 +20,7 @@ WINDOW_SAMPLES = 21000  # the paper's crop length (Sec. 3.2)
 SILENCE_PEAK = 1e-4  # peak |x| below this (-80 dBFS) is silence
 CLIP_LEVEL = 0.999  # |x| at or above this is a clipped sample ...
 CLIP_SHARE = 0.001  # ... and more than 0.1 % of them is a clipped recording
+MISSING_AUDIO = "audio file not found"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,7 @@ def read_audio(path: str | os.PathLike) -> Audio:
   """Reads, checks and converts one recording. Raises DataError naming the file."""
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise DataError(path, "audio file not found")
+    raise DataError(path, MISSING_AUDIO)
   try:
     data, rate = soundfile.read(path, dtype="float32", always_2d=True)
     subtype = soundfile.info(path).subtype

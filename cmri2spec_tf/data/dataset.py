@@ -102,6 +102,11 @@ def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Spe
 
 
 def _cached_record(record, params, cache_dir):
+  # Same messages as the readers give, before hashing needs the files.
+  if not os.path.exists(record.mri):
+    raise DataError(record.mri, dicom.MISSING_SERIES)
+  if not os.path.isfile(record.audio):
+    raise DataError(record.audio, audio_lib.MISSING_AUDIO)
   key = cache_lib.record_key(record.mri, record.audio, params.to_json())
   arrays = cache_lib.load(cache_dir, key)
   if arrays is not None:

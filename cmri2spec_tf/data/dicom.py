@@ -42,6 +42,7 @@ MAX_TOTAL_PIXELS = 2**31 // 8  # ~2 GiB as float64
 
 _SINGLE_FRAME_ORDER_TAGS = ("TriggerTime", "InstanceNumber", "AcquisitionTime")
 _IGNORED_FILE_NAMES = {"DICOMDIR", "Thumbs.db"}
+MISSING_SERIES = "MRI series not found (no such file or folder)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +74,7 @@ def read_cine(path: str | os.PathLike) -> Cine:
     raw, spacing, ordered_by = _read_multiframe(path, _read_dataset(path))
     n_files = 1
   else:
-    raise DataError(path, "MRI series not found (no such file or folder)")
+    raise DataError(path, MISSING_SERIES)
   if raw.shape[0] < 2:
     raise DataError(path, f"a cine series needs at least 2 frames, found {raw.shape[0]}")
   info = CineInfo(frames=raw.shape[0], rows=raw.shape[1], columns=raw.shape[2],

@@ -1,0 +1,149 @@
+"""Cache (atomic, keyed by data and parameters), subject splits and the tf.data pair pipeline."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from cmri2spec_tf.data import cache, dataset, pairs, splits
+from cmri2spec_tf.data.spectrogram import SpecParams
+
+
+@pytest.fixture()
+def data_copy(tmp_path, phantom_dir):
+  target = tmp_path / "data"
+  shutil.copytree(phantom_dir, target)
+  return str(target)
+
+
+def _no_decoding(*args, **kwargs):
+  raise AssertionError("decoded although the cache holds this recording")
+
+
+def test_second_load_reads_the_cache_only(tmp_path, data_copy, monkeypatch):
+  cache_dir = str(tmp_path / "cache")
+  first = dataset.load_dataset(data_copy, cache_dir=cache_dir, verbose=False)
+  assert first.mri.shape == (5, 26, 128, 128) and first.spectrograms.shape == (5, 100, 64, 64)
+  assert first.mri.dtype == np.float16 and first.subject_ids == ["S01", "S02", "S03", "S04", "S05"]
+  assert sorted(f.endswith(".npz") for f in os.listdir(cache_dir)) == [True] * 5
+  monkeypatch.setattr(dataset, "read_record", _no_decoding)
+  second = dataset.load_dataset(data_copy, cache_dir=cache_dir, verbose=False)
+  np.testing.assert_array_equal(first.mri, second.mri)
+  np.testing.assert_array_equal(first.spectrograms, second.spectrograms)
+  # float16 storage costs at most half a step of float16 near 1.0
+  record = dataset.manifest_lib.read_manifest(data_copy)[0][0]
+  monkeypatch.undo()
+  frames, targets, _ = dataset.read_record(record, SpecParams())
+  assert np.max(np.abs(first.mri[0] - frames)) <= 2.5e-4
+  assert np.max(np.abs(first.spectrograms[0] - targets)) <= 2.5e-4
+
+
+def test_cache_key_follows_bytes_and_parameters(data_copy):
+  mri, wav = f"{data_copy}/subjects/S01/mri", f"{data_copy}/subjects/S01/audio.wav"
+  key = cache.record_key(mri, wav, SpecParams().to_json())
+  assert key == cache.record_key(mri, wav, SpecParams().to_json())
+  assert key != cache.record_key(mri, wav, SpecParams(db_min=-70.0).to_json())
+  with open(wav, "r+b") as f:
+    f.seek(-2, os.SEEK_END)
+    f.write(b"\x01\x02")
+  assert key != cache.record_key(mri, wav, SpecParams().to_json())
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+  def crash(src, dst):
+    raise OSError("disk full")
+
+  monkeypatch.setattr(os, "replace", crash)
+  with pytest.raises(OSError):
+    cache.save(str(tmp_path), "k", {"a": np.ones(3)})
+  assert os.listdir(tmp_path) == []
+
+
+def test_corrupt_entry_is_rebuilt(tmp_path, data_copy):
+  cache_dir = str(tmp_path / "cache")
+  first = dataset.load_dataset(data_copy, cache_dir=cache_dir, verbose=False)
+  victim = os.path.join(cache_dir, sorted(os.listdir(cache_dir))[0])
+  with open(victim, "r+b") as f:
+    f.truncate(100)
+  again = dataset.load_dataset(data_copy, cache_dir=cache_dir, verbose=False)
+  np.testing.assert_array_equal(first.mri, again.mri)
+  assert os.path.getsize(victim) > 100
+
+
+# ------------------------------------------------------------------------ splits
+def test_leave_one_subject_out():
+  ids = [f"S{i}" for i in range(7)]
+  folds = splits.leave_one_subject_out(ids)
+  assert len(folds) == 7
+  assert sorted(f.test[0] for f in folds) == sorted(ids)
+  for fold in folds:
+    assert len(fold.test) == 1 and not set(fold.test) & set(fold.train)
+    assert set(fold.train) | set(fold.test) == set(ids)
+
+
+def test_k_folds_disjoint_cover_and_stratified():
+  ids = [f"S{i:02d}" for i in range(20)]
+  words = ["ageese"] * 14 + ["asouk"] * 6
+  folds = splits.make_folds(ids, words, "3", seed=1)
+  assert len(folds) == 3
+  held = [s for f in folds for s in f.test]
+  assert sorted(held) == ids  # every subject held out exactly once
+  for fold in folds:
+    assert not set(fold.train) & set(fold.test)
+    assert sum(words[ids.index(s)] == "asouk" for s in fold.test) == 2
+  assert folds == splits.make_folds(ids, words, "3", seed=1)
+  assert folds != splits.make_folds(ids, words, "3", seed=2)
+  with pytest.raises(ValueError):
+    splits.make_folds(ids, words, "one", seed=0)
+
+
+# ------------------------------------------------------------------------ pairs
+def test_sample_pairs_rules():
+  ids = ["A", "B", "C", "D", "E", "F"]
+  words = ["ageese", "ageese", "ageese", "asouk", "asouk", "asouk"]
+  rng = np.random.default_rng(0)
+  p = pairs.sample_pairs(ids, words, 100, 0.3, rng)
+  assert p.shape == (600, 5)
+  assert np.all(p[:, 0] != p[:, 2])  # different subjects (one recording each here)
+  same = np.array(words)[p[:, 0]] == np.array(words)[p[:, 2]]
+  np.testing.assert_array_equal(same, p[:, 4] == 1)
+  assert abs(same.mean() - 0.3) < 0.06
+  assert sorted(map(tuple, p[:, :2])) == [(r, k) for r in range(6) for k in range(100)]
+  assert np.all((p[:, 3] >= 0) & (p[:, 3] < 100))
+  assert not np.array_equal(p, pairs.sample_pairs(ids, words, 100, 0.3, np.random.default_rng(1)))
+
+
+def test_sample_pairs_when_one_word_only_or_one_subject():
+  p = pairs.sample_pairs(["A", "B"], ["x", "x"], 10, 0.0, np.random.default_rng(0))
+  assert np.all(p[:, 4] == 1)  # no other word exists: same-word partners
+  with pytest.raises(ValueError, match="2 different subjects"):
+    pairs.sample_pairs(["A"], ["x"], 10, 0.5, np.random.default_rng(0))
+
+
+def test_pairs_dataset_batches_and_new_pairs_each_epoch(tmp_path, phantom_dir):
+  data = dataset.load_dataset(phantom_dir, cache_dir=str(tmp_path / "c"), verbose=False)
+  ds = pairs.pairs_dataset(data, batch_size=8, same_word_share=0.5, seed=3)
+  epoch1 = list(ds)
+  epoch2 = list(ds)
+  assert len(epoch1) == len(epoch2) == 500 // 8
+  batch = epoch1[0]
+  assert set(batch) == set(pairs.PAIR_KEYS)
+  assert batch["mri_a"].shape == (8, 26, 128, 128, 1) and batch["mri_a"].dtype.name == "float32"
+  assert batch["spec_b"].shape == (8, 64, 64, 1)
+  assert not np.array_equal(epoch1[0]["spec_a"], epoch2[0]["spec_a"])
+  # The epoch-e pairs do not depend on where a run started (resume).
+  resumed = list(pairs.pairs_dataset(data, batch_size=8, same_word_share=0.5, seed=3, first_epoch=1))
+  np.testing.assert_array_equal(resumed[0]["spec_a"], epoch2[0]["spec_a"])
+  # The data really is the recording's: a batch's spectrogram equals one of the stored windows.
+  stored = data.spectrograms.reshape(-1, 64, 64).astype(np.float32)
+  assert np.min(np.abs(stored - batch["spec_a"][0, ..., 0].numpy()).max(axis=(1, 2))) == 0
+
+
+def test_examples_dataset_visits_every_window_once(tmp_path, phantom_dir):
+  data = dataset.load_dataset(phantom_dir, cache_dir=str(tmp_path / "c"), verbose=False)
+  subset = data.subset(["S02", "S05"])
+  batches = list(pairs.examples_dataset(subset, batch_size=64))
+  specs = np.concatenate([y.numpy() for _, y in batches])
+  assert specs.shape == (200, 64, 64, 1)
+  np.testing.assert_array_equal(specs[100:, ..., 0], subset.spectrograms[1].astype(np.float32))
