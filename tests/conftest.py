@@ -2,7 +2,7 @@
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import cmri2spec_tf  # noqa: E402,F401  (sets TF environment defaults before TensorFlow loads)
 
 import pytest  # noqa: E402
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 
 import numpy as np
 from absl import logging
 
+from cmri2spec_tf import atomic
 from cmri2spec_tf.data import dicom
 from cmri2spec_tf.data.problems import DataError
 
@@ -66,19 +66,8 @@ def load(cache_dir: str, key: str):
 
 def save(cache_dir: str, key: str, arrays: dict[str, np.ndarray]) -> str:
   """Writes `key.npz` atomically (temporary file in the same folder, then rename)."""
-  os.makedirs(cache_dir, exist_ok=True)
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
   final = os.path.join(cache_dir, key + ".npz")
-  fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix="." + key, suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(buffer.getvalue())
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, final)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic.write_bytes(final, buffer.getvalue())
   return final

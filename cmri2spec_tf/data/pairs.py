@@ -48,27 +48,32 @@ def sample_pairs(subject_ids, words, n_windows: int, same_word_share: float,
 class _EpochPairs:
   """Generator factory for tf.data: each new iteration (epoch) draws that epoch's pairs."""
 
-  def __init__(self, data: ArrayDataset, same_word_share: float, seed: int, first_epoch: int):
+  def __init__(self, data: ArrayDataset, same_word_share: float, seed: int, first_epoch: int,
+               pairs_per_epoch: int | None):
     self._data, self._share, self._seed = data, same_word_share, seed
+    self._limit = pairs_per_epoch
     self.next_epoch = first_epoch
 
   def __call__(self):
     rng = np.random.default_rng([self._seed, self.next_epoch])
     self.next_epoch += 1
-    yield sample_pairs(self._data.subject_ids, self._data.words,
-                       self._data.spectrograms.shape[1], self._share, rng)
+    epoch_pairs = sample_pairs(self._data.subject_ids, self._data.words,
+                               self._data.spectrograms.shape[1], self._share, rng)
+    yield epoch_pairs[:self._limit]
 
 
 def pairs_dataset(data: ArrayDataset, batch_size: int, same_word_share: float = 0.5,
-                  seed: int = 0, first_epoch: int = 0) -> tf.data.Dataset:
+                  seed: int = 0, first_epoch: int = 0,
+                  pairs_per_epoch: int | None = None) -> tf.data.Dataset:
   """Batches of dicts with PAIR_KEYS: mri_* [B,26,128,128,1], spec_* [B,64,64,1], same_word [B].
 
   One pass over the dataset is one epoch; iterate it again for the next (Keras `fit` does).
+  `pairs_per_epoch` keeps the first N of an epoch's shuffled pairs (short epochs on a CPU).
   Incomplete last batches are dropped so every step has the same shape.
   """
   mri, spec = tf.constant(data.mri), tf.constant(data.spectrograms)
   indices = tf.data.Dataset.from_generator(
-      _EpochPairs(data, same_word_share, seed, first_epoch),
+      _EpochPairs(data, same_word_share, seed, first_epoch, pairs_per_epoch),
       output_signature=tf.TensorSpec([None, 5], tf.int64)).unbatch()
 
   def gather(idx):
@@ -80,17 +85,27 @@ def pairs_dataset(data: ArrayDataset, batch_size: int, same_word_share: float = 
         "same_word": tf.cast(idx[:, 4], tf.float32),
     }
 
+  n_pairs = len(data) * data.spectrograms.shape[1]
+  n_batches = min(n_pairs, pairs_per_epoch or n_pairs) // batch_size
+  if n_batches == 0:
+    raise ValueError(f"{n_pairs} pairs per epoch make no batch of {batch_size}")
   return (indices.batch(batch_size, drop_remainder=True)
+          .apply(tf.data.experimental.assert_cardinality(n_batches))
           .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
 
 
-def examples_dataset(data: ArrayDataset, batch_size: int) -> tf.data.Dataset:
-  """Every (mri, spectrogram) example once, in dataset order, as Keras (x, y) batches."""
+def examples_dataset(data: ArrayDataset, batch_size: int, window_stride: int = 1) -> tf.data.Dataset:
+  """Every (mri, spectrogram) example once, in dataset order, as Keras (x, y) batches.
+
+  `window_stride` > 1 keeps every n-th window of each recording (cheaper monitoring in training;
+  evaluation uses all windows).
+  """
   n_windows = data.spectrograms.shape[1]
   mri, spec = tf.constant(data.mri), tf.constant(data.spectrograms)
   records, windows = np.divmod(np.arange(len(data) * n_windows), n_windows)
-  indices = tf.data.Dataset.from_tensor_slices(np.stack([records, windows], axis=1))
+  keep = windows % window_stride == 0
+  indices = tf.data.Dataset.from_tensor_slices(np.stack([records[keep], windows[keep]], axis=1))
 
   def gather(idx):
     return _expand(tf.gather(mri, idx[:, 0])), _expand(tf.gather_nd(spec, idx))

@@ -1,0 +1,38 @@
+"""Writing files so that a crash never leaves a half-written one: temporary name, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(final_path: str, suffix: str = ""):
+  """Yields a temporary path in the same folder; renames it to final_path if the block succeeds.
+
+  `suffix` lets writers that check extensions (Keras wants `.weights.h5`) accept the name.
+  """
+  folder = os.path.dirname(os.path.abspath(final_path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(final_path) + ".",
+                             suffix=".tmp" + suffix)
+  os.close(fd)
+  try:
+    yield tmp
+    os.replace(tmp, final_path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+
+
+def write_text(path: str, text: str) -> None:
+  write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,62 @@
+"""TensorBoard extras the Keras TensorBoard callback does not write for a two-optimizer GAN."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cmri2spec_tf import plots
+from cmri2spec_tf.data.spectrogram import SpecParams
+
+
+class HeldOutImages(keras.callbacks.Callback):
+  """Every `every` epochs: images of fixed held-out examples (ground truth | prediction |
+  absolute error, colormapped, frequency axis bottom-up) and both learning rates, in their own
+  writer under `log_dir` (not shared with keras.callbacks.TensorBoard)."""
+
+  def __init__(self, log_dir: str, mri: np.ndarray, spectrograms: np.ndarray, names: list[str],
+               params: SpecParams, every: int = 1):
+    super().__init__()
+    self.mri, self.spectrograms, self.names = mri, spectrograms, names
+    self.spec_params, self.every = params, max(1, every)
+    self.writer = tf.summary.create_file_writer(log_dir)
+
+  def on_epoch_end(self, epoch, logs=None):
+    step = epoch + 1
+    with self.writer.as_default(step=step):
+      tf.summary.scalar("learning_rate/translator",
+                        float(self.model.translator_optimizer.learning_rate))
+      if self.model.discriminator_optimizer is not None:
+        tf.summary.scalar("learning_rate/discriminator",
+                          float(self.model.discriminator_optimizer.learning_rate))
+      if step % self.every == 0 or step == 1:
+        tf.summary.image("heldout/truth_prediction_error", self._images(), max_outputs=len(self.names))
+    self.writer.flush()
+
+  def _images(self) -> tf.Tensor:
+    predictions = self.model.predict_on_batch(self.mri)
+    pngs = []
+    for name, truth, prediction in zip(self.names, self.spectrograms, predictions):
+      error = np.abs(truth - prediction)
+      pngs.append(tf.io.decode_png(plots.spectrogram_row_png(
+          {"ground truth": truth, "prediction": prediction, "absolute error": error},
+          self.spec_params, title=f"{name}: L1 {error.mean():.3f}"), channels=3))
+    return tf.cast(tf.stack(pngs), tf.float32) / 255.0
+
+
+def held_out_examples(heldout, n_examples: int):
+  """A fixed set: n examples spread over the held-out subjects and their windows."""
+  n_windows = heldout.spectrograms.shape[1]
+  picks = [(i % len(heldout), (i * 37 + n_windows // 2) % n_windows) for i in range(n_examples)]
+  mri = np.stack([heldout.mri[r] for r, _ in picks]).astype(np.float32)[..., None]
+  spec = np.stack([heldout.spectrograms[r, k] for r, k in picks]).astype(np.float32)[..., None]
+  names = [f"{heldout.subject_ids[r]} window {k}" for r, k in picks]
+  return mri, spec, names
+
+
+def tensorboard_dirs(model_dir: str) -> dict[str, str]:
+  logs = os.path.join(model_dir, "logs")
+  return {"keras": logs, "heldout": os.path.join(logs, "heldout")}

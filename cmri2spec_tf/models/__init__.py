@@ -1,0 +1,1 @@
+"""Networks of Table 1 (translator) and the discriminator."""

@@ -1,0 +1,26 @@
+"""The discriminator (Sec. 2): three convolutions and two fully connected layers.
+
+3 x [Conv2D(k=4, stride 2, same) -> LeakyReLU(0.2)] with 32, 64, 128 filters: 64 -> 32 -> 16 -> 8;
+Flatten -> Dense(128) -> LeakyReLU(0.2) -> Dense(1). It returns logits (float32); the losses apply
+the sigmoid, which is numerically stable and safe under mixed precision.
+"""
+
+import keras
+
+from cmri2spec_tf.models.translator import SPEC_SHAPE
+
+FILTERS = (32, 64, 128)
+HIDDEN_UNITS = 128
+
+
+def build_discriminator() -> keras.Model:
+  spectrogram = keras.Input(SPEC_SHAPE, name="spectrogram")
+  x = spectrogram
+  for i, filters in enumerate(FILTERS, start=1):
+    x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv2d_{i}")(x)
+    x = keras.layers.LeakyReLU(0.2, name=f"leaky_relu_{i}")(x)
+  x = keras.layers.Flatten(name="flatten")(x)
+  x = keras.layers.Dense(HIDDEN_UNITS, name="dense_1")(x)
+  x = keras.layers.LeakyReLU(0.2, name="leaky_relu_dense")(x)
+  logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+  return keras.Model(spectrogram, logits, name="discriminator")

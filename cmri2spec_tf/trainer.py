@@ -1,0 +1,139 @@
+"""The CMRI2SPEC trainer: one translator update and one discriminator update per batch of pairs.
+
+Translator (encoder + decoder), eq. (5):  L_MSE + beta * L_KL + lambda * L_T, where per pair
+  L_MSE = eq. (1) for both members, L_KL = eq. (2) only when both say the same word (beta = 0
+  otherwise), L_T = -log D(y_hat) for both members; each term is the mean over the pairs of a batch.
+Discriminator, eq. (6): binary cross-entropy, real -> 1, translated (detached) -> 0.
+Ablations of Table 2: `pair_disentangle=False` (no KL), no discriminator (no GAN).
+
+Shape follows the keras-io GAN guide: sub-models and Mean trackers made in __init__, a `metrics`
+property, `compile(translator_optimizer, discriminator_optimizer)`, one GradientTape per update,
+each optimizer applied to its own sub-models' variables only. Under mixed_float16 both optimizers
+are LossScaleOptimizers (each its own dynamic scale); losses are float32.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from cmri2spec_tf import losses
+from cmri2spec_tf.models.translator import split_latent
+
+
+class CMRI2SpecTrainer(keras.Model):
+  """Wraps encoder, decoder and (optionally) discriminator; `call` is the inference translation."""
+
+  def __init__(self, encoder, decoder, discriminator=None, beta=0.5, lam=0.5,
+               pair_disentangle=True, seed=0, **kwargs):
+    super().__init__(**kwargs)
+    self.encoder, self.decoder, self.discriminator = encoder, decoder, discriminator
+    self.pair_disentangle = pair_disentangle
+    self.beta = float(beta) if pair_disentangle else 0.0
+    self.lam = float(lam) if discriminator is not None else 0.0
+    self.noise_seed = keras.random.SeedGenerator(seed)
+    names = ["loss", "l_mse"] + (["l_kl"] if pair_disentangle else [])
+    names += ["l_t", "l_dis"] if discriminator is not None else []
+    self.train_trackers = [keras.metrics.Mean(name=n) for n in names]
+    self.eval_trackers = [keras.metrics.Mean(name="l1"), keras.metrics.Mean(name="mse")]
+    self.built = True
+
+  @property
+  def metrics(self):
+    return self.train_trackers + self.eval_trackers
+
+  @property
+  def translator_variables(self):
+    return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+  def compile(self, translator_optimizer, discriminator_optimizer=None, **kwargs):
+    super().compile(optimizer=None, **kwargs)
+    mixed16 = keras.config.dtype_policy().name == "mixed_float16"
+    wrap = keras.optimizers.LossScaleOptimizer if mixed16 else (lambda opt: opt)
+    self.translator_optimizer = wrap(translator_optimizer)
+    self.translator_optimizer.build(self.translator_variables)
+    self.discriminator_optimizer = None
+    if self.discriminator is not None:
+      if discriminator_optimizer is None:
+        raise ValueError("a discriminator needs a discriminator_optimizer")
+      self.discriminator_optimizer = wrap(discriminator_optimizer)
+      self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+
+  def call(self, mri, training=False):
+    s, mu, _ = split_latent(self.encoder(mri, training=training))
+    return self.decoder(tf.concat([s, mu], axis=-1), training=training)
+
+  # ------------------------------------------------------------------ training
+  def train_step(self, data):
+    mri = tf.concat([data["mri_a"], data["mri_b"]], axis=0)  # one encoder pass for both members
+    real = tf.concat([data["spec_a"], data["spec_b"]], axis=0)
+    terms, fake = self.translator_update(mri, real, tf.cast(data["same_word"], tf.float32))
+    if self.discriminator is not None:
+      terms["l_dis"] = self.discriminator_update(real, fake)
+    for tracker in self.train_trackers:
+      tracker.update_state(terms[tracker.name])
+    return {t.name: t.result() for t in self.train_trackers}
+
+  def translator_update(self, mri, real, same_word):
+    """One step of eq. (5) on the encoder and decoder. Returns (loss terms, translations)."""
+    n_pairs = tf.shape(same_word)[0]
+    with tf.GradientTape() as tape:
+      s, mu, logvar = split_latent(self.encoder(mri, training=True))
+      mu, logvar = tf.cast(mu, tf.float32), tf.cast(logvar, tf.float32)
+      eps = keras.random.normal(tf.shape(mu), seed=self.noise_seed)
+      w = mu + tf.exp(0.5 * logvar) * eps
+      fake = self.decoder(tf.concat([s, tf.cast(w, s.dtype)], axis=-1), training=True)
+      fake = tf.cast(fake, tf.float32)
+      per_pair = lambda per_example: tf.reduce_sum(tf.reshape(per_example, [2, n_pairs]), 0)
+      terms = {"l_mse": tf.reduce_mean(per_pair(losses.reconstruction_mse(real, fake)))}
+      total = terms["l_mse"]
+      if self.pair_disentangle:
+        mu_a, mu_b = tf.split(mu, 2)
+        logvar_a, logvar_b = tf.split(logvar, 2)
+        kl = losses.pairwise_kl(mu_a, logvar_a, mu_b, logvar_b)
+        terms["l_kl"] = tf.reduce_mean(same_word * kl)
+        total += self.beta * terms["l_kl"]
+      if self.discriminator is not None:
+        fake_logits = tf.cast(self.discriminator(fake, training=False), tf.float32)
+        terms["l_t"] = tf.reduce_mean(per_pair(losses.translator_adversarial(fake_logits)))
+        total += self.lam * terms["l_t"]
+      scaled = self.translator_optimizer.scale_loss(total)
+    variables = self.translator_variables
+    self.translator_optimizer.apply(tape.gradient(scaled, variables), variables)
+    terms["loss"] = total
+    return terms, tf.stop_gradient(fake)
+
+  def discriminator_update(self, real, fake):
+    """One step of eq. (6) on the discriminator only. Returns its loss."""
+    with tf.GradientTape() as tape:
+      real_logits = tf.cast(self.discriminator(real, training=True), tf.float32)
+      fake_logits = tf.cast(self.discriminator(fake, training=True), tf.float32)
+      loss = tf.reduce_mean(losses.discriminator_bce(real_logits, fake_logits))
+      scaled = self.discriminator_optimizer.scale_loss(loss)
+    variables = self.discriminator.trainable_variables
+    self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
+    return loss
+
+  # ------------------------------------------------------------------ evaluation
+  def test_step(self, data):
+    """Single examples (mri, spectrogram): L1 and MSE per pixel, as Table 2 reports L1."""
+    mri, real = data[0], tf.cast(data[1], tf.float32)
+    fake = tf.cast(self(mri, training=False), tf.float32)
+    self.eval_trackers[0].update_state(tf.reduce_mean(tf.abs(real - fake), axis=[1, 2, 3]))
+    self.eval_trackers[1].update_state(tf.reduce_mean(tf.square(real - fake), axis=[1, 2, 3]))
+    return {t.name: t.result() for t in self.eval_trackers}
+
+
+def build_trainer(pair_disentangle=True, gan=True, beta=0.5, lam=0.5, seed=0,
+                  translator_lr=1e-3, discriminator_lr=1e-4, adam_beta_1=0.5) -> CMRI2SpecTrainer:
+  """Models of Table 1, compiled with the paper's Adam settings (Sec. 3.2), under the current policy."""
+  from cmri2spec_tf.models.discriminator import build_discriminator
+  from cmri2spec_tf.models.translator import build_decoder, build_encoder
+
+  trainer = CMRI2SpecTrainer(build_encoder(), build_decoder(),
+                             build_discriminator() if gan else None, beta=beta, lam=lam,
+                             pair_disentangle=pair_disentangle, seed=seed)
+  trainer.compile(
+      keras.optimizers.Adam(translator_lr, beta_1=adam_beta_1),
+      keras.optimizers.Adam(discriminator_lr, beta_1=adam_beta_1) if gan else None)
+  return trainer

@@ -1,0 +1,172 @@
+"""Networks (Table 1), loss terms (eqs. 1-4), the two updates, and mixed precision on CPU."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cmri2spec_tf import losses
+from cmri2spec_tf.models import translator as translator_lib
+from cmri2spec_tf.models.discriminator import build_discriminator
+from cmri2spec_tf.trainer import build_trainer
+
+
+@pytest.fixture()
+def policy():
+  """Sets a dtype policy for one test and restores float32 after it."""
+  yield keras.config.set_dtype_policy
+  keras.config.set_dtype_policy("float32")
+
+
+def _random_pairs(n_pairs=2, seed=0, same_word=1.0):
+  rng = np.random.default_rng(seed)
+  mri = rng.uniform(0, 1, (2 * n_pairs, 26, 128, 128, 1)).astype(np.float32)
+  spec = rng.uniform(0, 1, (2 * n_pairs, 64, 64, 1)).astype(np.float32)
+  return {"mri_a": mri[:n_pairs], "mri_b": mri[n_pairs:], "spec_a": spec[:n_pairs],
+          "spec_b": spec[n_pairs:], "same_word": np.full(n_pairs, same_word, np.float32)}
+
+
+def test_table1_shapes():
+  encoder = translator_lib.build_encoder()
+  stages = [l.output.shape[1:] for l in encoder.layers if l.name.startswith("maxpool3d")]
+  assert stages == [(13, 64, 64, 32), (7, 32, 32, 32), (4, 16, 16, 64), (2, 8, 8, 64), (1, 4, 4, 128)]
+  assert encoder.output.shape[1:] == (4, 4, 128)
+  kernels = [l.kernel.shape[:3] for l in encoder.layers if l.name.startswith("conv3d")]
+  assert kernels == [(3, 3, 3)] * 5
+  decoder = translator_lib.build_decoder()
+  assert decoder.input.shape[1:] == (4, 4, 114)
+  stages = [l.output.shape[1:] for l in decoder.layers if l.name.startswith("deconv")]
+  assert stages == [(8, 8, 96), (16, 16, 24), (32, 32, 4), (64, 64, 1)]
+  s, mu, logvar = translator_lib.split_latent(tf.zeros([2, 4, 4, 128]))
+  assert (s.shape[-1], mu.shape[-1], logvar.shape[-1]) == (100, 14, 14)
+  model = translator_lib.build_translator(encoder, decoder)
+  out = model(np.zeros((2, 26, 128, 128, 1), np.float32))
+  assert out.shape == (2, 64, 64, 1) and np.all((out > 0) & (out < 1))
+  discriminator = build_discriminator()
+  assert [l.output.shape[1:] for l in discriminator.layers if l.name.startswith("conv2d")] == [
+      (32, 32, 32), (16, 16, 64), (8, 8, 128)]
+  assert discriminator.output.shape[1:] == (1,)
+  assert sum(1 for l in discriminator.layers if isinstance(l, keras.layers.Dense)) == 2
+
+
+def test_translator_has_far_fewer_parameters_than_it_decodes():
+  """Fully convolutional: encoder + decoder ~0.63 M parameters."""
+  count = translator_lib.build_encoder().count_params() + translator_lib.build_decoder().count_params()
+  assert 600_000 < count < 650_000
+
+
+def test_kl_matches_closed_form_and_is_zero_for_identical():
+  rng = np.random.default_rng(0)
+  mu1, mu2 = rng.normal(size=(2, 3, 4, 4, 14)).astype(np.float32)
+  var1, var2 = rng.uniform(0.2, 3.0, size=(2, 3, 4, 4, 14)).astype(np.float32)
+  expected = 0.5 * (np.log(var2 / var1) + (var1 + (mu1 - mu2) ** 2) / var2 - 1)
+  expected = expected.sum(-1).mean(axis=(1, 2))
+  got = losses.pairwise_kl(mu1, np.log(var1), mu2, np.log(var2)).numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-5)
+  # A hand-picked case: N(1, 4) vs N(0, 1) in every channel: 0.5 * (log 1/4 + 5 - 1) each.
+  one = losses.pairwise_kl(np.ones((1, 4, 4, 14)), np.full((1, 4, 4, 14), np.log(4.0)),
+                           np.zeros((1, 4, 4, 14)), np.zeros((1, 4, 4, 14))).numpy()
+  np.testing.assert_allclose(one, [14 * 0.5 * (np.log(0.25) + 4)], rtol=1e-6)
+  np.testing.assert_allclose(losses.pairwise_kl(mu1, np.log(var1), mu1, np.log(var1)), 0, atol=1e-6)
+
+
+def test_mse_and_gan_terms():
+  y = np.zeros((2, 64, 64, 1), np.float32)
+  y_hat = np.full((2, 64, 64, 1), 0.5, np.float32)
+  np.testing.assert_allclose(losses.reconstruction_mse(y, y_hat), [0.5 * 4096 * 0.25] * 2)
+  logits = np.array([[0.0], [3.0]], np.float32)
+  np.testing.assert_allclose(losses.translator_adversarial(logits), -np.log(1 / (1 + np.exp(-logits[:, 0]))), rtol=1e-6)
+  np.testing.assert_allclose(losses.discriminator_bce(logits, logits),
+                             -np.log(1 / (1 + np.exp(-logits[:, 0]))) - np.log(1 - 1 / (1 + np.exp(-logits[:, 0]))), rtol=1e-5)
+
+
+def test_kl_only_for_same_word_pairs():
+  trainer = build_trainer(gan=False)
+  batch = _random_pairs(n_pairs=4)
+  same = np.array([1, 0, 1, 0], np.float32)
+  _, mu, logvar = translator_lib.split_latent(trainer.encoder(np.concatenate([batch["mri_a"], batch["mri_b"]])))
+  kl = losses.pairwise_kl(mu[:4], logvar[:4], mu[4:], logvar[4:]).numpy()
+  terms, _ = trainer.translator_update(np.concatenate([batch["mri_a"], batch["mri_b"]]),
+                                       np.concatenate([batch["spec_a"], batch["spec_b"]]), same)
+  np.testing.assert_allclose(terms["l_kl"], np.mean(same * kl), rtol=1e-4)
+  np.testing.assert_allclose(terms["loss"], terms["l_mse"] + 0.5 * terms["l_kl"], rtol=1e-5)
+  terms, _ = trainer.translator_update(np.concatenate([batch["mri_a"], batch["mri_b"]]),
+                                       np.concatenate([batch["spec_a"], batch["spec_b"]]),
+                                       np.zeros(4, np.float32))
+  assert float(terms["l_kl"]) == 0.0
+  np.testing.assert_allclose(terms["loss"], terms["l_mse"], rtol=1e-6)
+
+
+def test_each_update_touches_only_its_own_weights():
+  trainer = build_trainer()
+  batch = _random_pairs()
+  mri = np.concatenate([batch["mri_a"], batch["mri_b"]])
+  real = np.concatenate([batch["spec_a"], batch["spec_b"]])
+  snapshot = lambda model: [w.copy() for w in model.get_weights()]
+  changed = lambda before, model: any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+  enc, dec, dis = snapshot(trainer.encoder), snapshot(trainer.decoder), snapshot(trainer.discriminator)
+  trainer.discriminator_update(real, real * 0.5)
+  assert not changed(enc, trainer.encoder) and not changed(dec, trainer.decoder)
+  assert changed(dis, trainer.discriminator)
+  dis = snapshot(trainer.discriminator)
+  trainer.translator_update(mri, real, batch["same_word"])
+  assert changed(enc, trainer.encoder) and changed(dec, trainer.decoder)
+  assert not changed(dis, trainer.discriminator)
+
+
+def test_test_step_reports_l1_and_mse():
+  trainer = build_trainer(gan=False)
+  rng = np.random.default_rng(1)
+  mri = rng.uniform(size=(3, 26, 128, 128, 1)).astype(np.float32)
+  spec = rng.uniform(size=(3, 64, 64, 1)).astype(np.float32)
+  prediction = trainer.predict_on_batch(mri)
+  logs = trainer.evaluate(mri, spec, batch_size=3, verbose=0, return_dict=True)
+  np.testing.assert_allclose(logs["l1"], np.abs(spec - prediction).mean(), rtol=1e-5)
+  np.testing.assert_allclose(logs["mse"], np.square(spec - prediction).mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_step_runs_on_cpu(policy, name):
+  policy(name)
+  trainer = build_trainer()
+  compute = "float16" if name == "mixed_float16" else "bfloat16"
+  conv = trainer.encoder.get_layer("conv3d_1")
+  pool = trainer.encoder.get_layer("maxpool3d_1")
+  assert conv.compute_dtype == compute and conv.kernel.dtype == "float32"
+  # No float16 MaxPool3D kernel on CPU: pooling falls back to float32 there, bfloat16 stays.
+  assert pool.compute_dtype == ("float32" if name == "mixed_float16" else "bfloat16")
+  assert trainer.decoder.get_layer("sigmoid").compute_dtype == "float32"
+  assert trainer.discriminator.get_layer("logit").compute_dtype == "float32"
+  is_scaled = isinstance(trainer.translator_optimizer, keras.optimizers.LossScaleOptimizer)
+  assert is_scaled == (name == "mixed_float16")
+  assert is_scaled == isinstance(trainer.discriminator_optimizer, keras.optimizers.LossScaleOptimizer)
+  ds = tf.data.Dataset.from_tensors(_random_pairs())
+  history = trainer.fit(ds, epochs=2, verbose=0, shuffle=False).history
+  for key in ("loss", "l_mse", "l_kl", "l_t", "l_dis"):
+    assert np.all(np.isfinite(history[key])), (key, history[key])
+  assert trainer(np.zeros((1, 26, 128, 128, 1), np.float32)).dtype == "float32"
+
+
+def test_mixed_float16_keeps_float16_pooling_on_a_gpu(policy, monkeypatch):
+  policy("mixed_float16")
+  real = tf.config.list_logical_devices
+  monkeypatch.setattr(tf.config, "list_logical_devices",
+                      lambda kind=None: ["/GPU:0"] if kind == "GPU" else real(kind))
+  assert translator_lib.pooling_dtype() is None
+  encoder = translator_lib.build_encoder()
+  assert encoder.get_layer("maxpool3d_1").compute_dtype == "float16"
+
+
+def test_overfits_four_examples():
+  """The translator can memorise 4 examples (2 pairs): held-in L1 < 0.03."""
+  keras.utils.set_random_seed(0)
+  trainer = build_trainer(gan=False, pair_disentangle=False)
+  rng = np.random.default_rng(0)
+  mri = rng.uniform(size=(4, 26, 128, 128, 1)).astype(np.float32)
+  t = np.linspace(0, 1, 64)
+  spec = np.stack([0.3 + 0.4 * np.outer(np.sin((k + 1) * np.pi * t) ** 2, t) for k in range(4)])[..., None]
+  batch = {"mri_a": mri[:2], "mri_b": mri[2:], "spec_a": spec[:2].astype(np.float32),
+           "spec_b": spec[2:].astype(np.float32), "same_word": np.ones(2, np.float32)}
+  trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(150), epochs=1, verbose=0, shuffle=False)
+  l1 = trainer.evaluate(mri, spec, verbose=0, return_dict=True)["l1"]
+  assert l1 < 0.03, l1
