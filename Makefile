@@ -18,6 +18,7 @@ $(STAMP): requirements.lock setup.py
 demo: $(STAMP)
 	test -f $(DEMO_DATA)/manifest.csv || $(BIN)/python -m cmri2spec_tf.phantom --out_dir=$(DEMO_DATA)
 	$(BIN)/python -m cmri2spec_tf.check_data --data_dir=$(DEMO_DATA)
+	$(BIN)/python -m cmri2spec_tf.train --flagfile=configs/demo.cfg --data_dir=$(DEMO_DATA)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -158,15 +158,24 @@ def test_mixed_float16_keeps_float16_pooling_on_a_gpu(policy, monkeypatch):
 
 
 def test_overfits_four_examples():
-  """The translator can memorise 4 examples (2 pairs): held-in L1 < 0.03."""
+  """The translator memorises 4 examples (2 pairs): L1 < 0.03 within 400 steps (~250 measured)."""
   keras.utils.set_random_seed(0)
   trainer = build_trainer(gan=False, pair_disentangle=False)
   rng = np.random.default_rng(0)
   mri = rng.uniform(size=(4, 26, 128, 128, 1)).astype(np.float32)
   t = np.linspace(0, 1, 64)
-  spec = np.stack([0.3 + 0.4 * np.outer(np.sin((k + 1) * np.pi * t) ** 2, t) for k in range(4)])[..., None]
-  batch = {"mri_a": mri[:2], "mri_b": mri[2:], "spec_a": spec[:2].astype(np.float32),
-           "spec_b": spec[2:].astype(np.float32), "same_word": np.ones(2, np.float32)}
-  trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(150), epochs=1, verbose=0, shuffle=False)
-  l1 = trainer.evaluate(mri, spec, verbose=0, return_dict=True)["l1"]
-  assert l1 < 0.03, l1
+  spec = np.stack([0.3 + 0.4 * np.outer(np.sin((k + 1) * np.pi * t) ** 2, t) for k in range(4)])
+  spec = spec[..., None].astype(np.float32)
+  trainer.decoder.get_layer(translator_lib.OUTPUT_LAYER).bias.assign([np.log(spec.mean() / (1 - spec.mean()))])
+  batch = {"mri_a": mri[:2], "mri_b": mri[2:], "spec_a": spec[:2], "spec_b": spec[2:],
+           "same_word": np.ones(2, np.float32)}
+  chunk = tf.data.Dataset.from_tensors(batch).repeat(50)
+  history = []
+  for _ in range(8):
+    trainer.fit(chunk, epochs=1, verbose=0, shuffle=False)
+    history.append(trainer.evaluate(mri, spec, verbose=0, return_dict=True)["l1"])
+    if history[-1] < 0.03:
+      break
+  assert history[-1] < 0.03, history
+  # It learned the examples, not their mean: predictions differ per input.
+  assert np.std(trainer.predict_on_batch(mri), axis=0).mean() > 0.02

@@ -6,8 +6,8 @@ One articulatory trajectory per subject drives both modalities:
   /@ s u k/ by smoothed interpolation between phoneme targets; segment durations are jittered
   per subject (timing).
 - Images: a mid-sagittal 128 x 128 section (1.87 mm pixels, face to the left) drawn from those
-  articulators at 26 frames spread over the utterance, with subject-specific anatomy size and
-  position, coil shading and Rician noise; written as a real single-frame DICOM MR series.
+  articulators at 26 frames spread over the utterance, with subject-specific anatomy size (it
+  grows with the vocal-tract length) and position, coil shading and Rician noise; written as a real single-frame DICOM MR series.
 - Audio: source-filter synthesis at 22,050 Hz. Formants are functions of the articulators
   (F1 rises with jaw opening and tongue lowering, F2 falls with tongue backness and lip
   rounding), scaled by the subject's vocal-tract length; a glottal source with the subject's F0
@@ -80,7 +80,8 @@ def make_subject(subject_id: str, word: str, rng: np.random.Generator) -> Subjec
   durations = base * rng.uniform(0.75, 1.25, base.size)
   return Subject(
       subject_id=subject_id, word=word, f0_hz=f0, vocal_tract_cm=tract,
-      anatomy_scale=float(rng.uniform(0.9, 1.1)),
+      # A longer vocal tract comes with a bigger head: the images show the formant scaling.
+      anatomy_scale=float(np.clip(0.88 + 0.24 * (tract - 13.0) / 6.5 + rng.normal(0, 0.02), 0.85, 1.14)),
       anatomy_shift_px=(float(rng.uniform(-5, 5)), float(rng.uniform(-5, 5))),
       durations=tuple(float(d) for d in durations / durations.sum()),
       n_samples=int(rng.integers(MIN_SAMPLES, MAX_SAMPLES + 1)),

@@ -1,0 +1,113 @@
+"""The train entry point end to end: smoke run, TensorBoard contents, resume after a kill, refusal."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import plugin_event_accumulator
+
+from cmri2spec_tf.experiment import weights_fingerprint
+from cmri2spec_tf.trainer import build_trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _command(tmp_path, *extra):
+  return [sys.executable, "-m", "cmri2spec_tf.train", f"--flagfile={REPO}/configs/smoke.cfg",
+          f"--data_dir={tmp_path}/data", f"--model_dir={tmp_path}/run",
+          f"--cache_dir={tmp_path}/cache", *extra]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+  tmp_path = tmp_path_factory.mktemp("smoke")
+  result = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return tmp_path / "run", result
+
+
+def _scalars_and_images(log_dir):
+  accumulator = plugin_event_accumulator.EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+  accumulator.Reload()
+  tags = accumulator.Tags()["tensors"]
+  return accumulator, tags
+
+
+def test_smoke_run_writes_model_dir(smoke_run):
+  run, result = smoke_run
+  for name in ("flags.txt", "config.json", "spec_params.json", "summary.json", "best.json",
+               "best.weights.h5", "checkpoints/state.json", "checkpoints/epoch-0002.weights.h5"):
+    assert (run / name).exists(), name
+  flags_text = (run / "flags.txt").read_text()
+  assert "--epochs=2" in flags_text and "--precision=float32" in flags_text
+  assert json.loads((run / "spec_params.json").read_text())["db_min"] == -80.0
+  summary = json.loads((run / "summary.json").read_text())
+  assert summary["epochs"] == 2 and 0 < summary["heldout_l1"] < 0.5
+  assert "held-out L1" in result.stdout and "mean-spectrogram baseline" in result.stdout
+  assert not [f for f in os.listdir(run / "checkpoints") if f.endswith(".tmp")]
+
+
+def test_tensorboard_holds_losses_heldout_l1_learning_rates_and_images(smoke_run):
+  run, _ = smoke_run
+  train, tags = _scalars_and_images(run / "logs" / "train")
+  assert {"epoch_loss", "epoch_l_mse", "epoch_l_kl", "epoch_l_t", "epoch_l_dis"} <= set(tags)
+  assert len(train.Tensors("epoch_l_mse")) == 2
+  validation, tags = _scalars_and_images(run / "logs" / "validation")
+  assert "epoch_l1" in tags
+  l1 = [float(tf.make_ndarray(e.tensor_proto)) for e in validation.Tensors("epoch_l1")]
+  assert len(l1) == 2 and all(0 < v < 0.5 for v in l1)
+  heldout, tags = _scalars_and_images(run / "logs" / "heldout")
+  assert {"learning_rate/translator", "learning_rate/discriminator",
+          "heldout/truth_prediction_error"} <= set(tags)
+  event = heldout.Tensors("heldout/truth_prediction_error")[0]
+  # An image summary holds width, height, then one encoded PNG per example.
+  strings = tf.make_ndarray(event.tensor_proto)
+  assert len(strings) == 2 + 2 and strings[2].startswith(b"\x89PNG")
+  lr = tf.make_ndarray(heldout.Tensors("learning_rate/translator")[0].tensor_proto)
+  assert abs(float(lr) - 1e-3) < 1e-9
+
+
+def test_resume_after_kill(tmp_path):
+  """Kill after the first epoch's checkpoint; the same command resumes at epoch 2 with its weights."""
+  state = tmp_path / "run" / "checkpoints" / "state.json"
+  first = subprocess.Popen(_command(tmp_path), cwd=REPO, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 300
+  while time.time() < deadline and first.poll() is None:
+    if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
+      break
+    time.sleep(0.1)
+  first.send_signal(signal.SIGKILL)
+  first.wait()
+  assert json.loads(state.read_text())["epoch"] == 1, "first run did not stop within epoch 2"
+  saved = tmp_path / "epoch-1-copy.weights.h5"
+  saved.write_bytes((tmp_path / "run" / "checkpoints" / "epoch-0001.weights.h5").read_bytes())
+
+  second = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert "resumed after epoch 1" in second.stdout and "starting epoch 2" in second.stdout
+  assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
+  printed = float(second.stdout.split("weights fingerprint ")[1].split(")")[0])
+  reference = build_trainer()
+  reference.load_weights(str(saved))
+  assert abs(printed - weights_fingerprint(reference)) <= 1e-6 * abs(printed)
+  assert json.loads(state.read_text())["epoch"] == 2
+
+
+def test_training_refuses_a_bad_dataset_before_starting(tmp_path, phantom_dir):
+  import shutil
+
+  shutil.copytree(phantom_dir, tmp_path / "data")
+  with open(tmp_path / "data" / "subjects" / "S02" / "audio.wav", "w") as f:
+    f.write("broken")
+  result = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1
+  assert "refusing to train" in result.stderr
+  assert "S02/audio.wav: unreadable audio file" in result.stderr
+  assert not (tmp_path / "run" / "checkpoints").exists()
