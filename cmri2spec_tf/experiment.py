@@ -21,7 +21,6 @@ from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data import pairs, phantom, splits
 from cmri2spec_tf.data.manifest import MANIFEST_NAME
 from cmri2spec_tf.data.spectrogram import SpecParams
-from cmri2spec_tf.models.translator import OUTPUT_LAYER
 from cmri2spec_tf.trainer import build_trainer
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -37,7 +36,9 @@ class TrainConfig:
   batch_size: int = 8
   split: str = "loso"
   fold: int = 0
+  split_seed: int = 0
   seed: int = 0
+  model: str = "cmri2spec"
   precision: str = "float32"
   pair_disentangle: bool = True
   gan: bool = True
@@ -87,14 +88,12 @@ def run(config: TrainConfig) -> dict:
   ensure_data(config)
   data = dataset_lib.load_dataset(config.data_dir, SpecParams(), config.cache_dir,
                                   verbose=config.verbose > 0)
-  fold = splits.make_folds(data.subject_ids, data.words, config.split, config.seed)[config.fold]
-  train, heldout = data.subset(fold.train), data.subset(fold.test)
+  train, heldout = split_fold(data, config)
   atomic.write_text(os.path.join(config.model_dir, "config.json"),
                     json.dumps(dataclasses.asdict(config), indent=2))
   atomic.write_text(os.path.join(config.model_dir, "spec_params.json"), data.params.to_json())
 
-  model = build_trainer(config.pair_disentangle, config.gan, config.beta, config.lam, config.seed,
-                        config.translator_lr, config.discriminator_lr, config.adam_beta_1)
+  model = build_model(config)
   done = checkpoints.restore_latest(model, config.model_dir)
   if not done:
     init_output_bias(model, train)
@@ -116,6 +115,34 @@ def run(config: TrainConfig) -> dict:
   return summary
 
 
+def split_fold(data: dataset_lib.ArrayDataset, config: TrainConfig):
+  """(training, held-out) subsets of the config's fold; the folds depend on split_seed only."""
+  folds = splits.make_folds(data.subject_ids, data.words, config.split, config.split_seed)
+  if not 0 <= config.fold < len(folds):
+    raise ValueError(f"fold {config.fold} does not exist: split {config.split!r} has "
+                     f"{len(folds)} folds (0-{len(folds) - 1})")
+  fold = folds[config.fold]
+  return data.subset(fold.train), data.subset(fold.test)
+
+
+def build_model(config: TrainConfig):
+  """The compiled trainer of the config's method (under the current dtype policy)."""
+  return build_trainer(config.pair_disentangle, config.gan, config.beta, config.lam, config.seed,
+                       config.translator_lr, config.discriminator_lr, config.adam_beta_1,
+                       model=config.model)
+
+
+def load_config(model_dir: str) -> TrainConfig:
+  """The TrainConfig a run wrote to model_dir/config.json."""
+  path = os.path.join(model_dir, "config.json")
+  stored = checkpoints.read_json(path)
+  if stored is None:
+    raise FileNotFoundError(f"{path}: missing or unreadable; is {model_dir} a training run's "
+                            "model_dir?")
+  known = {f.name for f in dataclasses.fields(TrainConfig)}
+  return TrainConfig(**{k: v for k, v in stored.items() if k in known})
+
+
 def init_output_bias(model, train: dataset_lib.ArrayDataset) -> None:
   """Starts the sigmoid output at the training targets' mean level instead of 0.5.
 
@@ -123,7 +150,8 @@ def init_output_bias(model, train: dataset_lib.ArrayDataset) -> None:
   Adam steps on a CPU only move the output from 0.5 towards the noise floor of the spectrograms.
   """
   mean = float(np.clip(train.spectrograms.astype(np.float32).mean(), 1e-3, 1 - 1e-3))
-  model.decoder.get_layer(OUTPUT_LAYER).bias.assign([np.log(mean / (1 - mean))])
+  bias = model.output_layer().bias
+  bias.assign(np.full(bias.shape, np.log(mean / (1 - mean)), dtype=np.float32))
 
 
 def _fit(model, config, train, heldout, done):
@@ -144,6 +172,5 @@ def _fit(model, config, train, heldout, done):
 
 
 def weights_fingerprint(model: keras.Model) -> float:
-  """Sum of |w| over every weight of the translator and discriminator: equal weights, equal sum."""
-  models = [model.encoder, model.decoder] + ([model.discriminator] if model.discriminator else [])
-  return float(sum(np.abs(w).sum() for m in models for w in m.get_weights()))
+  """Sum of |w| over every weight of the method's networks: equal weights, equal sum."""
+  return float(sum(np.abs(w).sum() for m in model.networks for w in m.get_weights()))

@@ -24,23 +24,32 @@ def _frequency_ticks(params: SpecParams, n_ticks: int = 6):
 def spectrogram_row_png(panels: dict[str, np.ndarray], params: SpecParams = SpecParams(),
                         title: str = "", error_scale: float = 0.5) -> bytes:
   """One row of panels (name -> normalized [64, 64]); names with 'error' use their own scale."""
+  return spectrogram_grid_png([(title, panels)], params, error_scale)
+
+
+def spectrogram_grid_png(rows: list[tuple[str, dict[str, np.ndarray]]],
+                         params: SpecParams = SpecParams(), error_scale: float = 0.5) -> bytes:
+  """Rows of (title, panels); every row has the same number of panels."""
   seconds = params.window_samples / params.sample_rate
-  fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), squeeze=False)
-  rows, labels = _frequency_ticks(params)
-  for ax, (name, values) in zip(axes[0], panels.items()):
-    is_error = "error" in name
-    image = ax.imshow(np.asarray(values).reshape(params.n_mels, -1), origin="lower",
-                      aspect="auto", cmap="inferno" if is_error else "magma",
-                      vmin=0, vmax=error_scale if is_error else 1,
-                      extent=(0, seconds, -0.5, params.n_mels - 0.5))
-    ax.set_title(name, fontsize=9)
-    ax.set_xlabel("time (s)", fontsize=8)
-    ax.set_yticks(rows, labels, fontsize=7)
-    ax.tick_params(axis="x", labelsize=7)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
-  axes[0][0].set_ylabel("frequency (Hz, mel scale)", fontsize=8)
-  if title:
-    fig.suptitle(title, fontsize=9)
+  n_cols = len(rows[0][1])
+  fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.2 * n_cols, 3.0 * len(rows)),
+                           squeeze=False)
+  ticks, labels = _frequency_ticks(params)
+  for axes_row, (title, panels) in zip(axes, rows):
+    for ax, (name, values) in zip(axes_row, panels.items()):
+      is_error = "error" in name
+      image = ax.imshow(np.asarray(values).reshape(params.n_mels, -1), origin="lower",
+                        aspect="auto", cmap="inferno" if is_error else "magma",
+                        vmin=0, vmax=error_scale if is_error else 1,
+                        extent=(0, seconds, -0.5, params.n_mels - 0.5))
+      ax.set_title(name, fontsize=9)
+      ax.set_xlabel("time (s)", fontsize=8)
+      ax.set_yticks(ticks, labels, fontsize=7)
+      ax.tick_params(axis="x", labelsize=7)
+      fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=6)
+    axes_row[0].set_ylabel("frequency (Hz, mel scale)", fontsize=8)
+    if title:
+      axes_row[0].annotate(title, (0, 1.18), xycoords="axes fraction", fontsize=9)
   fig.tight_layout()
   buffer = io.BytesIO()
   fig.savefig(buffer, format="png", dpi=80)

@@ -18,8 +18,10 @@ from cmri2spec_tf.data.problems import DatasetProblems
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(exclude=()):
+  """Defines the flags of TrainConfig; `exclude` names those another entry point sets itself."""
   from cmri2spec_tf.experiment import PRECISIONS, TrainConfig
+  from cmri2spec_tf.trainer import MODELS
 
   defaults = TrainConfig(data_dir="", model_dir="")
   flags.DEFINE_string("data_dir", None, "Dataset folder (manifest.csv). An empty or missing "
@@ -32,7 +34,11 @@ def define_flags():
   flags.DEFINE_string("split", defaults.split, "'loso' (leave-one-subject-out) or a number of "
                       "subject folds.")
   flags.DEFINE_integer("fold", defaults.fold, "Which fold's subjects are held out.", lower_bound=0)
-  flags.DEFINE_integer("seed", defaults.seed, "Seed for weights, pairs, folds and the phantom.")
+  flags.DEFINE_integer("split_seed", defaults.split_seed, "Seed of the k-fold subject split (kept "
+                       "fixed so that --seed varies only the training).")
+  flags.DEFINE_integer("seed", defaults.seed, "Seed for weights, pairs and the phantom.")
+  flags.DEFINE_enum("model", defaults.model, MODELS, "cmri2spec (the paper's method) or "
+                    "lip2audspec (the baseline of Table 2; ignores --pair_disentangle and --gan).")
   flags.DEFINE_enum("precision", defaults.precision, PRECISIONS, "Keras dtype policy.")
   flags.DEFINE_bool("pair_disentangle", defaults.pair_disentangle, "Pairwise KL on the word "
                     "content (Table 2 'PairDisen').")
@@ -56,12 +62,15 @@ def define_flags():
   flags.DEFINE_integer("verbose", defaults.verbose, "Keras fit verbosity: 0, 1 (bar), 2 (line).")
   flags.DEFINE_integer("phantom_ageese", defaults.phantom_ageese, "Phantom size on first use.")
   flags.DEFINE_integer("phantom_asouk", defaults.phantom_asouk, "Phantom size on first use.")
+  for name in exclude:
+    delattr(FLAGS, name)
 
 
-def config_from_flags():
+def config_from_flags(**overrides):
   from cmri2spec_tf.experiment import TrainConfig
 
-  return TrainConfig(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)})
+  return TrainConfig(**{f.name: overrides[f.name] if f.name in overrides else FLAGS[f.name].value
+                        for f in dataclasses.fields(TrainConfig)})
 
 
 def main(argv):

@@ -18,7 +18,11 @@ import keras
 import tensorflow as tf
 
 from cmri2spec_tf import losses
-from cmri2spec_tf.models.translator import split_latent
+from cmri2spec_tf.models.lip2audspec import OUTPUT_LAYER as LIP2AUDSPEC_OUTPUT
+from cmri2spec_tf.models.lip2audspec import build_lip2audspec
+from cmri2spec_tf.models.translator import OUTPUT_LAYER, build_translator, split_latent
+
+MODELS = ("cmri2spec", "lip2audspec")
 
 
 class CMRI2SpecTrainer(keras.Model):
@@ -43,8 +47,21 @@ class CMRI2SpecTrainer(keras.Model):
     return self.train_trackers + self.eval_trackers
 
   @property
+  def networks(self) -> list[keras.Model]:
+    """The sub-models whose weights make the method (optimizers and metrics aside)."""
+    return [m for m in (self.encoder, self.decoder, self.discriminator) if m is not None]
+
+  @property
   def translator_variables(self):
     return self.encoder.trainable_variables + self.decoder.trainable_variables
+
+  def inference_model(self) -> keras.Model:
+    """MRI -> spectrogram with w = mu (Fig. 2, grey part): what evaluation and export use."""
+    return build_translator(self.encoder, self.decoder)
+
+  def output_layer(self) -> keras.layers.Layer:
+    """The last layer before the sigmoid: its bias sets the output level."""
+    return self.decoder.get_layer(OUTPUT_LAYER)
 
   def compile(self, translator_optimizer, discriminator_optimizer=None, **kwargs):
     super().compile(optimizer=None, **kwargs)
@@ -78,12 +95,7 @@ class CMRI2SpecTrainer(keras.Model):
     """One step of eq. (5) on the encoder and decoder. Returns (loss terms, translations)."""
     n_pairs = tf.shape(same_word)[0]
     with tf.GradientTape() as tape:
-      s, mu, logvar = split_latent(self.encoder(mri, training=True))
-      mu, logvar = tf.cast(mu, tf.float32), tf.cast(logvar, tf.float32)
-      eps = keras.random.normal(tf.shape(mu), seed=self.noise_seed)
-      w = mu + tf.exp(0.5 * logvar) * eps
-      fake = self.decoder(tf.concat([s, tf.cast(w, s.dtype)], axis=-1), training=True)
-      fake = tf.cast(fake, tf.float32)
+      fake, mu, logvar = self.translate_for_training(mri)
       per_pair = lambda per_example: tf.reduce_sum(tf.reshape(per_example, [2, n_pairs]), 0)
       terms = {"l_mse": tf.reduce_mean(per_pair(losses.reconstruction_mse(real, fake)))}
       total = terms["l_mse"]
@@ -102,6 +114,15 @@ class CMRI2SpecTrainer(keras.Model):
     self.translator_optimizer.apply(tape.gradient(scaled, variables), variables)
     terms["loss"] = total
     return terms, tf.stop_gradient(fake)
+
+  def translate_for_training(self, mri):
+    """Encoder -> latent split -> reparameterized w (Sec. 2) -> decoder; float32 outputs."""
+    s, mu, logvar = split_latent(self.encoder(mri, training=True))
+    mu, logvar = tf.cast(mu, tf.float32), tf.cast(logvar, tf.float32)
+    eps = keras.random.normal(tf.shape(mu), seed=self.noise_seed)
+    w = mu + tf.exp(0.5 * logvar) * eps
+    fake = self.decoder(tf.concat([s, tf.cast(w, s.dtype)], axis=-1), training=True)
+    return tf.cast(fake, tf.float32), mu, logvar
 
   def discriminator_update(self, real, fake):
     """One step of eq. (6) on the discriminator only. Returns its loss."""
@@ -124,12 +145,49 @@ class CMRI2SpecTrainer(keras.Model):
     return {t.name: t.result() for t in self.eval_trackers}
 
 
+class Lip2AudSpecTrainer(CMRI2SpecTrainer):
+  """The Lip2AudSpec baseline (models/lip2audspec.py) through the same train/test steps: one
+  network, L_MSE only (eq. 1) on both members of each pair, no KL, no discriminator."""
+
+  def __init__(self, network: keras.Model, seed=0, **kwargs):
+    super().__init__(None, None, None, pair_disentangle=False, seed=seed, **kwargs)
+    self.network = network
+
+  @property
+  def networks(self) -> list[keras.Model]:
+    return [self.network]
+
+  @property
+  def translator_variables(self):
+    return self.network.trainable_variables
+
+  def inference_model(self) -> keras.Model:
+    return self.network
+
+  def output_layer(self) -> keras.layers.Layer:
+    return self.network.get_layer(LIP2AUDSPEC_OUTPUT)
+
+  def call(self, mri, training=False):
+    return self.network(mri, training=training)
+
+  def translate_for_training(self, mri):
+    return tf.cast(self.network(mri, training=True), tf.float32), None, None
+
+
 def build_trainer(pair_disentangle=True, gan=True, beta=0.5, lam=0.5, seed=0,
-                  translator_lr=1e-3, discriminator_lr=1e-4, adam_beta_1=0.5) -> CMRI2SpecTrainer:
-  """Models of Table 1, compiled with the paper's Adam settings (Sec. 3.2), under the current policy."""
+                  translator_lr=1e-3, discriminator_lr=1e-4, adam_beta_1=0.5,
+                  model="cmri2spec") -> CMRI2SpecTrainer:
+  """Models of Table 1 (or the Lip2AudSpec baseline, which ignores pair_disentangle and gan),
+  compiled with the paper's Adam settings (Sec. 3.2), under the current dtype policy."""
   from cmri2spec_tf.models.discriminator import build_discriminator
   from cmri2spec_tf.models.translator import build_decoder, build_encoder
 
+  if model not in MODELS:
+    raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+  if model == "lip2audspec":
+    trainer = Lip2AudSpecTrainer(build_lip2audspec(), seed=seed)
+    trainer.compile(keras.optimizers.Adam(translator_lr, beta_1=adam_beta_1))
+    return trainer
   trainer = CMRI2SpecTrainer(build_encoder(), build_decoder(),
                              build_discriminator() if gan else None, beta=beta, lam=lam,
                              pair_disentangle=pair_disentangle, seed=seed)

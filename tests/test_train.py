@@ -111,3 +111,44 @@ def test_training_refuses_a_bad_dataset_before_starting(tmp_path, phantom_dir):
   assert "refusing to train" in result.stderr
   assert "S02/audio.wav: unreadable audio file" in result.stderr
   assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_evaluate_writes_tables_that_match_per_example_evaluation(smoke_run):
+  from cmri2spec_tf import evaluation
+  from cmri2spec_tf.data import dataset as dataset_lib
+  from cmri2spec_tf.data import pairs
+  from cmri2spec_tf.experiment import load_config, split_fold
+
+  run, _ = smoke_run
+  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={run}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "per subject (cmri2spec)" in result.stdout and "nearest_neighbour" in result.stdout
+  report = json.loads((run / evaluation.REPORT_JSON).read_text())
+  config = load_config(str(run))
+  _, heldout = split_fold(dataset_lib.load_dataset(config.data_dir, cache_dir=config.cache_dir,
+                                                   verbose=False), config)
+  assert report["heldout_subjects"] == list(heldout.subject_ids)
+  assert report["parameters"]["cmri2spec"] == 629_597
+  ours = report["methods"]["cmri2spec"]["overall"]
+  assert ours["l1_db"] == pytest.approx(120 * ours["l1"], rel=1e-4)  # linear dB normalization
+  # one forward pass per recording == Keras evaluate over every (mri, window) example
+  model = build_trainer()
+  model.load_weights(str(run / "best.weights.h5"))
+  per_example = model.evaluate(pairs.examples_dataset(heldout, 50), verbose=0, return_dict=True)
+  assert ours["l1"] == pytest.approx(per_example["l1"], abs=1e-5)
+  assert ours["mse"] == pytest.approx(per_example["mse"], abs=1e-6)
+  rows = (run / evaluation.REPORT_CSV).read_text().splitlines()
+  assert rows[0] == "method,subject_id,word,l1,mse,l1_db"
+  assert sum(r.startswith("cmri2spec,") for r in rows) == len(heldout) + 1  # subjects + ALL
+  with np.load(run / evaluation.PREDICTIONS) as stored:
+    assert stored["cmri2spec"].shape == (len(heldout), 64, 64)
+
+
+def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
+  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.evaluate",
+                           f"--model_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 1
+  assert f"{tmp_path}/config.json: missing or unreadable" in result.stderr
+  assert not os.listdir(tmp_path)

@@ -1,0 +1,183 @@
+"""Evaluation metrics, baselines, the Table 2 writer, the Lip2AudSpec baseline, the ablation runner."""
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cmri2spec_tf import evaluation, study
+from cmri2spec_tf.data.dataset import ArrayDataset
+from cmri2spec_tf.data.spectrogram import SpecParams
+from cmri2spec_tf.models.lip2audspec import build_lip2audspec
+from cmri2spec_tf.models.translator import build_decoder, build_encoder
+from cmri2spec_tf.trainer import build_trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _toy(values_per_window, mri=None):
+  """ArrayDataset whose recording r has windows filled with the constants values_per_window[r]."""
+  values = np.asarray(values_per_window, np.float32)
+  spectrograms = np.broadcast_to(values[:, :, None, None], values.shape + (64, 64)).copy()
+  ids = [f"S{r}" for r in range(len(values))]
+  mri = np.zeros((len(values), 26, 128, 128), np.float16) if mri is None else mri
+  return ArrayDataset(ids, ["ageese"] * len(ids), mri, spectrograms.astype(np.float16), SpecParams())
+
+
+def test_perfect_prediction_scores_zero():
+  rng = np.random.default_rng(0)
+  spectrograms = rng.random((2, 4, 64, 64)).astype(np.float16)
+  spectrograms[:] = spectrograms[:, :1]  # identical windows: one prediction per recording can match
+  data = ArrayDataset(["A", "B"], ["ageese", "asouk"], np.zeros((2, 26, 128, 128), np.float16),
+                      spectrograms, SpecParams())
+  rows = evaluation.recording_scores(spectrograms[:, 0].astype(np.float32), data)
+  assert all(row[m] == 0.0 for row in rows for m in evaluation.METRICS)
+
+
+def test_mean_baseline_matches_closed_form():
+  train = _toy([[0.25, 0.25], [0.5, 0.5]])  # mean training window: 0.375 everywhere
+  heldout = _toy([[0.0, 1.0]])               # windows 0.0 and 1.0 (all exact in float16)
+  rows = evaluation.recording_scores(evaluation.mean_spectrogram(train, heldout), heldout)
+  assert rows[0]["l1"] == pytest.approx(0.5 * 0.375 + 0.5 * 0.625, abs=1e-6)
+  assert rows[0]["mse"] == pytest.approx(0.5 * 0.375 ** 2 + 0.5 * 0.625 ** 2, abs=1e-6)
+  assert rows[0]["l1_db"] == pytest.approx(0.5 * 120, abs=1e-3)  # normalization spans 120 dB
+  assert evaluation.overall(rows)["l1"] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_nearest_neighbour_copies_the_closest_mri():
+  mri = np.zeros((3, 26, 128, 128), np.float16)
+  mri[1] += 0.5
+  mri[2] += 1.0
+  train = _toy([[0.1, 0.3], [0.5, 0.5], [0.9, 0.9]], mri)
+  query = np.full((1, 26, 128, 128), 0.45, np.float16)
+  heldout = _toy([[0.0, 0.0]], query)
+  prediction = evaluation.nearest_neighbour(train, heldout)
+  np.testing.assert_allclose(prediction, 0.5, atol=1e-3)  # recording 1, mean over its windows
+
+
+def test_per_subject_rows_and_csv():
+  rows = [{"subject_id": "A", "word": "ageese", "l1": 0.1, "mse": 0.01, "l1_db": 12.0},
+          {"subject_id": "A", "word": "ageese", "l1": 0.3, "mse": 0.03, "l1_db": 36.0},
+          {"subject_id": "B", "word": "asouk", "l1": 0.2, "mse": 0.02, "l1_db": 24.0}]
+  subjects = evaluation.subject_scores(rows)
+  assert [s["subject_id"] for s in subjects] == ["A", "B"]
+  assert subjects[0]["l1"] == pytest.approx(0.2)
+  table = list(csv.DictReader(io.StringIO(evaluation.to_csv({"m": rows}))))
+  assert [r["subject_id"] for r in table] == ["A", "B", "ALL"]
+  assert float(table[-1]["l1"]) == pytest.approx(0.2)
+
+
+def test_rank_marks_best_and_second_as_printed():
+  assert study.rank_marks([0.315, 0.273, 0.260, 0.252, 0.246]) == ["", "", "", "second", "best"]
+  # ties at the printed precision share the mark; the next distinct value is second
+  assert study.rank_marks([0.2501, 0.2502, 0.27, 0.3]) == ["best", "best", "second", ""]
+
+
+def test_table_marks_paper_rows():
+  labels = ["Lip2AudSpec", "w/o both", "w/o PairDisen", "w/o GAN", "Ours"]
+  means = [0.315, 0.273, 0.260, 0.252, 0.246]
+  rows = [{"label": l, "parameters": 1000, "l1_mean": m, "l1_std": 0.005, "l1_db_mean": m * 120,
+           "l1_db_std": 0.6, "mse_mean": 0.1, "mse_std": 0.01} for l, m in zip(labels, means)]
+  base = study.experiment.TrainConfig(data_dir="d", model_dir="m", split="loso")
+  lines = study.format_table(rows, base, [0, 1, 2], range(63)).splitlines()
+  row_of = {l: next(line for line in lines if line.startswith(f"| {l} |")) for l in labels}
+  assert "**0.246±0.005**" in row_of["Ours"]
+  assert "<u>0.252±0.005</u>" in row_of["w/o GAN"]
+  assert "**" not in row_of["Lip2AudSpec"] and "<u>" not in row_of["w/o PairDisen"]
+  assert "folds 0-62" in lines[0]
+
+
+def test_aggregate_mean_and_std_over_seeds_pool_folds():
+  def report(l1_by_subject):
+    subjects = [{"subject_id": s, "word": "w", "l1": v, "mse": v, "l1_db": 120 * v}
+                for s, v in l1_by_subject.items()]
+    return {"model": "cmri2spec", "parameters": {"cmri2spec": 7},
+            "methods": {"cmri2spec": {"subjects": subjects},
+                        "mean": {"subjects": [dict(s, l1=0.5) for s in subjects]}}}
+  reports = {study.Job("ours", 0, 0, "a"): report({"A": 0.1}),
+             study.Job("ours", 0, 1, "b"): report({"B": 0.3, "C": 0.2}),
+             study.Job("ours", 1, 0, "c"): report({"A": 0.3}),
+             study.Job("ours", 1, 1, "d"): report({"B": 0.3, "C": 0.3})}
+  rows = study.aggregate(reports, ["ours"], ["mean"], [0, 1])
+  ours, mean = rows
+  assert ours["l1_mean"] == pytest.approx(0.25)  # seed 0: 0.2, seed 1: 0.3
+  assert ours["l1_std"] == pytest.approx(np.std([0.2, 0.3], ddof=1))
+  assert ours["parameters"] == 7 and mean["parameters"] is None
+  assert mean["l1_mean"] == pytest.approx(0.5) and mean["l1_std"] == 0.0
+
+
+def test_lip2audspec_is_the_paper_baseline_shape_and_size():
+  network = build_lip2audspec()
+  assert network.output_shape == (None, 64, 64, 1)
+  assert network.get_layer("conv3d_2").kernel.shape[:3] == (5, 3, 3)  # temporal window 5
+  assert network.get_layer("frame_features").output.shape == (None, 26, 1024)  # time kept
+  ours = build_encoder().count_params() + build_decoder().count_params()
+  assert 8 <= network.count_params() / ours <= 12  # the paper: ~10x fewer parameters than it
+
+
+def test_lip2audspec_trains_through_the_same_trainer():
+  trainer = build_trainer(model="lip2audspec")
+  assert [t.name for t in trainer.train_trackers] == ["loss", "l_mse"]
+  rng = np.random.default_rng(0)
+  batch = {"mri_a": rng.random((2, 26, 128, 128, 1), np.float32),
+           "mri_b": rng.random((2, 26, 128, 128, 1), np.float32),
+           "spec_a": rng.random((2, 64, 64, 1), np.float32),
+           "spec_b": rng.random((2, 64, 64, 1), np.float32),
+           "same_word": np.ones(2, np.float32)}
+  before = trainer.network.get_layer("fc_out").kernel.numpy().copy()
+  history = trainer.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0,
+                        shuffle=False).history
+  logs = {name: values[-1] for name, values in history.items()}
+  assert np.isfinite(logs["l_mse"]) and logs["loss"] == pytest.approx(logs["l_mse"])
+  assert not np.allclose(before, trainer.network.get_layer("fc_out").kernel.numpy())
+  assert trainer.inference_model() is trainer.network
+
+
+def _ablation_command(tmp_path):
+  return [sys.executable, "-m", "cmri2spec_tf.ablation", f"--data_dir={tmp_path}/data",
+          f"--out_dir={tmp_path}/out", f"--cache_dir={tmp_path}/cache", "--phantom_ageese=2",
+          "--phantom_asouk=2", "--split=2", "--epochs=1", "--batch_size=2",
+          "--pairs_per_epoch=4", "--val_window_stride=20", "--n_images=1", "--seeds=0",
+          "--methods=lip2audspec,ours_no_pair_no_gan,mean,nearest_neighbour"]
+
+
+def test_ablation_resumes_after_kill_and_writes_table(tmp_path):
+  first = tmp_path / "out" / "lip2audspec" / "seed-0" / "fold-0" / evaluation.REPORT_JSON
+  process = subprocess.Popen(_ablation_command(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not first.exists() and process.poll() is None and time.time() < deadline:
+    time.sleep(0.5)
+  assert first.exists(), "the first job never finished"
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  first_written = first.stat().st_mtime_ns
+  assert not (tmp_path / "out" / study.TABLE_MD).exists()
+
+  result = subprocess.run(_ablation_command(tmp_path), cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "already done" in result.stdout and "done before" in result.stdout
+  assert first.stat().st_mtime_ns == first_written  # the finished job was not redone
+  table = (tmp_path / "out" / study.TABLE_MD).read_text()
+  for label in ("Lip2AudSpec", "Ours w/o PairDisen&GAN", "Mean training", "Nearest neighbour"):
+    assert label in table
+  assert table.count("**") == 2  # exactly one best
+  rows = list(csv.DictReader(open(tmp_path / "out" / study.TABLE_CSV)))
+  assert [r["method"] for r in rows] == ["lip2audspec", "ours_no_pair_no_gan", "mean",
+                                         "nearest_neighbour"]
+  assert all(0 < float(r["l1_mean"]) < 0.5 for r in rows)
+  png = (tmp_path / "out" / study.FIGURE_PNG).read_bytes()
+  assert png[:8] == b"\x89PNG\r\n\x1a\n"
+  for fold in (0, 1):
+    report = json.loads((tmp_path / "out" / "ours_no_pair_no_gan" / "seed-0" / f"fold-{fold}" /
+                         evaluation.REPORT_JSON).read_text())
+    assert set(report["methods"]) == {"cmri2spec", "mean", "nearest_neighbour"}
