@@ -9,19 +9,20 @@ import numpy as np
 import tensorflow as tf
 
 from cmri2spec_tf import plots
-from cmri2spec_tf.data.spectrogram import SpecParams
+from cmri2spec_tf.data.spectrogram import SpecParams, waveform_from_normalized
 
 
 class HeldOutImages(keras.callbacks.Callback):
-  """Every `every` epochs: images of fixed held-out examples (ground truth | prediction |
-  absolute error, colormapped, frequency axis bottom-up) and both learning rates, in their own
-  writer under `log_dir` (not shared with keras.callbacks.TensorBoard)."""
+  """Both learning rates every epoch; every `every` epochs images of fixed held-out examples
+  (ground truth | prediction | absolute error, colormapped, frequency axis bottom-up); every
+  `audio_every` epochs their predicted and true sound (Griffin-Lim of the mel spectrograms).
+  Epoch 1 always gets both. Own writer under `log_dir` (not shared with Keras's TensorBoard)."""
 
   def __init__(self, log_dir: str, mri: np.ndarray, spectrograms: np.ndarray, names: list[str],
-               params: SpecParams, every: int = 1):
+               params: SpecParams, every: int = 1, audio_every: int = 5):
     super().__init__()
     self.mri, self.spectrograms, self.names = mri, spectrograms, names
-    self.spec_params, self.every = params, max(1, every)
+    self.spec_params, self.every, self.audio_every = params, max(1, every), max(1, audio_every)
     self.writer = tf.summary.create_file_writer(log_dir)
 
   def on_epoch_end(self, epoch, logs=None):
@@ -32,12 +33,26 @@ class HeldOutImages(keras.callbacks.Callback):
       if self.model.discriminator_optimizer is not None:
         tf.summary.scalar("learning_rate/discriminator",
                           float(self.model.discriminator_optimizer.learning_rate))
-      if step % self.every == 0 or step == 1:
-        tf.summary.image("heldout/truth_prediction_error", self._images(), max_outputs=len(self.names))
+      images, sound = step % self.every == 0 or step == 1, step % self.audio_every == 0 or step == 1
+      predictions = self.model.predict_on_batch(self.mri) if images or sound else None
+      if images:
+        tf.summary.image("heldout/truth_prediction_error", self._images(predictions),
+                         max_outputs=len(self.names))
+      if sound:
+        rate = self.spec_params.sample_rate
+        tf.summary.audio("heldout/audio_prediction", self._sounds(predictions), rate,
+                         max_outputs=len(self.names))
+        tf.summary.audio("heldout/audio_truth", self._sounds(self.spectrograms), rate,
+                         max_outputs=len(self.names))
     self.writer.flush()
 
-  def _images(self) -> tf.Tensor:
-    predictions = self.model.predict_on_batch(self.mri)
+  def _sounds(self, spectrograms) -> tf.Tensor:
+    """[k, window_samples, 1] in [-1, 1]: Griffin-Lim of each spectrogram, peak-limited."""
+    waveforms = [waveform_from_normalized(s, self.spec_params) for s in spectrograms]
+    waveforms = [w / max(1.0, float(np.abs(w).max())) for w in waveforms]
+    return tf.constant(np.stack(waveforms)[..., None], tf.float32)
+
+  def _images(self, predictions) -> tf.Tensor:
     pngs = []
     for name, truth, prediction in zip(self.names, self.spectrograms, predictions):
       error = np.abs(truth - prediction)

@@ -131,7 +131,7 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   train, heldout = experiment.split_fold(data, config)
   keras.config.set_dtype_policy(config.precision)
   model = experiment.build_model(config)
-  weights_path, epoch = _weights_file(model_dir, weights)
+  weights_path, epoch = weights_file(model_dir, weights)
   model.load_weights(weights_path)
   translator = model.inference_model()
   predictions = {config.model: predict_recordings(translator, heldout)}
@@ -153,7 +153,7 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   return report
 
 
-def _weights_file(model_dir: str, which: str):
+def weights_file(model_dir: str, which: str):
   """(path, epoch) of model_dir's best or last checkpoint; a clear error when there is none."""
   if which == "best":
     best = checkpoints.read_json(os.path.join(model_dir, "best.json"))

@@ -52,6 +52,7 @@ class TrainConfig:
   val_window_stride: int = 1
   cache_dir: str | None = None
   image_every: int = 1
+  audio_every: int = 5
   n_images: int = 3
   verbose: int = 1
   phantom_ageese: int = 43
@@ -158,15 +159,16 @@ def _fit(model, config, train, heldout, done):
   train_pairs = pairs.pairs_dataset(train, config.batch_size, config.same_word_share,
                                     config.seed, first_epoch=done,
                                     pairs_per_epoch=config.pairs_per_epoch)
-  heldout_examples = pairs.examples_dataset(heldout, batch_size=32,
-                                            window_stride=config.val_window_stride)
+  heldout_recordings = pairs.recordings_dataset(heldout, batch_size=8,
+                                                window_stride=config.val_window_stride)
   logs = callbacks.tensorboard_dirs(config.model_dir)
   images = callbacks.held_out_examples(heldout, config.n_images)
   model.fit(train_pairs, epochs=config.epochs, initial_epoch=done,
-            validation_data=heldout_examples, verbose=config.verbose, shuffle=False,
+            validation_data=heldout_recordings, verbose=config.verbose, shuffle=False,
             callbacks=[keras.callbacks.TensorBoard(logs["keras"], write_graph=False),
                        callbacks.HeldOutImages(logs["heldout"], *images, train.params,
-                                               every=config.image_every),
+                                               every=config.image_every,
+                                               audio_every=config.audio_every),
                        checkpoints.EpochCheckpoint(config.model_dir),
                        keras.callbacks.TerminateOnNaN()])
 

@@ -57,6 +57,9 @@ def define_flags(exclude=()):
   flags.DEFINE_string("cache_dir", None, "Preprocessing cache (default ~/.cache/cmri2spec_tf).")
   flags.DEFINE_integer("image_every", defaults.image_every, "Write TensorBoard images every N epochs.",
                        lower_bound=1)
+  flags.DEFINE_integer("audio_every", defaults.audio_every, "Write TensorBoard audio of the "
+                       "held-out examples (predicted and true, Griffin-Lim) every N epochs.",
+                       lower_bound=1)
   flags.DEFINE_integer("n_images", defaults.n_images, "Held-out examples shown in TensorBoard.",
                        lower_bound=1)
   flags.DEFINE_integer("verbose", defaults.verbose, "Keras fit verbosity: 0, 1 (bar), 2 (line).")

@@ -137,11 +137,17 @@ class CMRI2SpecTrainer(keras.Model):
 
   # ------------------------------------------------------------------ evaluation
   def test_step(self, data):
-    """Single examples (mri, spectrogram): L1 and MSE per pixel, as Table 2 reports L1."""
+    """L1 and MSE per pixel (Table 2's L1) of single examples: y is one spectrogram per MRI
+    [B, 64, 64, 1], or all windows of its recording [B, W, 64, 64, 1] (one forward pass each)."""
     mri, real = data[0], tf.cast(data[1], tf.float32)
     fake = tf.cast(self(mri, training=False), tf.float32)
-    self.eval_trackers[0].update_state(tf.reduce_mean(tf.abs(real - fake), axis=[1, 2, 3]))
-    self.eval_trackers[1].update_state(tf.reduce_mean(tf.square(real - fake), axis=[1, 2, 3]))
+    # [B, 64, 64, 1] -> [B, 1, 64, 64, 1] when y has a window axis (ranks can be unknown here,
+    # as Keras relaxes shapes when it retraces)
+    window_axes = tf.ones([tf.rank(real) - tf.rank(fake)], tf.int32)
+    fake = tf.reshape(fake, tf.concat([tf.shape(fake)[:1], window_axes, tf.shape(fake)[1:]], 0))
+    error = tf.reshape(real - fake, [tf.shape(real)[0], -1])
+    self.eval_trackers[0].update_state(tf.reduce_mean(tf.abs(error), axis=1))
+    self.eval_trackers[1].update_state(tf.reduce_mean(tf.square(error), axis=1))
     return {t.name: t.result() for t in self.eval_trackers}
 
 

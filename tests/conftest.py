@@ -1,6 +1,8 @@
 """Shared fixtures: a small phantom dataset made once per test session."""
 
 import os
+import subprocess
+import sys
 
 import cmri2spec_tf  # noqa: E402,F401  (sets TF environment defaults before TensorFlow loads)
 
@@ -17,3 +19,23 @@ def phantom_dir(tmp_path_factory):
   out = tmp_path_factory.mktemp("phantom")
   phantom.generate(str(out), PHANTOM_AGEESE, PHANTOM_ASOUK, seed=0)
   return str(out)
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def smoke_command(tmp_path, *extra):
+  """The train command on configs/smoke.cfg with everything under tmp_path."""
+  return [sys.executable, "-m", "cmri2spec_tf.train", f"--flagfile={REPO}/configs/smoke.cfg",
+          f"--data_dir={tmp_path}/data", f"--model_dir={tmp_path}/run",
+          f"--cache_dir={tmp_path}/cache", *extra]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+  """(model_dir, CompletedProcess) of one smoke training run, shared by the tests that read it."""
+  tmp_path = tmp_path_factory.mktemp("smoke")
+  result = subprocess.run(smoke_command(tmp_path), capture_output=True, text=True, timeout=600,
+                          cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return tmp_path / "run", result

@@ -179,3 +179,19 @@ def test_overfits_four_examples():
   assert history[-1] < 0.03, history
   # It learned the examples, not their mean: predictions differ per input.
   assert np.std(trainer.predict_on_batch(mri), axis=0).mean() > 0.02
+
+
+def test_validation_on_recordings_equals_validation_on_every_example(tmp_path, phantom_dir):
+  """test_step with all windows of a recording == test_step on each (mri, window) example."""
+  from cmri2spec_tf.data import dataset, pairs
+
+  data = dataset.load_dataset(phantom_dir, cache_dir=str(tmp_path / "c"), verbose=False)
+  subset = data.subset(["S01", "S04"])
+  trainer = build_trainer(seed=3)
+  per_example = trainer.evaluate(pairs.examples_dataset(subset, 50, window_stride=4), verbose=0,
+                                 return_dict=True)
+  per_recording = trainer.evaluate(pairs.recordings_dataset(subset, 2, window_stride=4),
+                                   verbose=0, return_dict=True)
+  assert per_recording["l1"] == pytest.approx(per_example["l1"], abs=1e-6)
+  assert per_recording["mse"] == pytest.approx(per_example["mse"], abs=1e-7)
+  assert per_recording["l1"] > 0.01

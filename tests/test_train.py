@@ -14,22 +14,8 @@ from tensorboard.backend.event_processing import plugin_event_accumulator
 
 from cmri2spec_tf.experiment import weights_fingerprint
 from cmri2spec_tf.trainer import build_trainer
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _command(tmp_path, *extra):
-  return [sys.executable, "-m", "cmri2spec_tf.train", f"--flagfile={REPO}/configs/smoke.cfg",
-          f"--data_dir={tmp_path}/data", f"--model_dir={tmp_path}/run",
-          f"--cache_dir={tmp_path}/cache", *extra]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-  tmp_path = tmp_path_factory.mktemp("smoke")
-  result = subprocess.run(_command(tmp_path), capture_output=True, text=True, timeout=600, cwd=REPO)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return tmp_path / "run", result
+from tests.conftest import REPO
+from tests.conftest import smoke_command as _command
 
 
 def _scalars_and_images(log_dir):
@@ -64,7 +50,13 @@ def test_tensorboard_holds_losses_heldout_l1_learning_rates_and_images(smoke_run
   assert len(l1) == 2 and all(0 < v < 0.5 for v in l1)
   heldout, tags = _scalars_and_images(run / "logs" / "heldout")
   assert {"learning_rate/translator", "learning_rate/discriminator",
-          "heldout/truth_prediction_error"} <= set(tags)
+          "heldout/truth_prediction_error", "heldout/audio_prediction",
+          "heldout/audio_truth"} <= set(tags)
+  for tag in ("heldout/audio_prediction", "heldout/audio_truth"):
+    clips = tf.make_ndarray(heldout.Tensors(tag)[0].tensor_proto)  # [k, 2]: WAV bytes, label
+    assert clips.shape[0] == 2 and clips[0][0].startswith(b"RIFF")
+    assert len(clips[0][0]) > 2 * 21000  # 21,000 samples of 16 bit
+  assert [e.step for e in heldout.Tensors("heldout/audio_prediction")] == [1]  # audio_every 5
   event = heldout.Tensors("heldout/truth_prediction_error")[0]
   # An image summary holds width, height, then one encoded PNG per example.
   strings = tf.make_ndarray(event.tensor_proto)

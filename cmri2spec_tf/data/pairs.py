@@ -114,6 +114,19 @@ def examples_dataset(data: ArrayDataset, batch_size: int, window_stride: int = 1
           .prefetch(tf.data.AUTOTUNE))
 
 
+def recordings_dataset(data: ArrayDataset, batch_size: int,
+                       window_stride: int = 1) -> tf.data.Dataset:
+  """Keras (x, y) batches with one element per recording: its MRI [B, 26, 128, 128, 1] and all
+  its windows [B, W, 64, 64, 1] (every `window_stride`-th). The MRI is the same for every window
+  of a recording, so validating on these needs one forward pass per recording, not per window;
+  the trainer's test_step compares that prediction with each window (the same numbers as
+  `examples_dataset`, W times cheaper)."""
+  mri = data.mri.astype(np.float32)[..., None]
+  spec = data.spectrograms[:, ::window_stride].astype(np.float32)[..., None]
+  return (tf.data.Dataset.from_tensor_slices((mri, spec)).batch(batch_size)
+          .prefetch(tf.data.AUTOTUNE))
+
+
 def _expand(stored: tf.Tensor) -> tf.Tensor:
   """float16 storage -> float32 model input with a channel axis."""
   return tf.cast(stored, tf.float32)[..., None]
