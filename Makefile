@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DATA ?= data/phantom
 
-.PHONY: demo test install clean
+TFIO_VENV := .venv-tfio
+TFIO_STAMP := $(TFIO_VENV)/.installed
+
+.PHONY: demo test test-tfio install clean
 
 install: $(STAMP)
 
@@ -23,5 +26,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# The optional tensorflow-io extra in its own environment (TF 2.17.1): its tests must run, not skip.
+$(TFIO_STAMP): requirements-tfio.lock setup.py
+	$(PYTHON) -m venv $(TFIO_VENV)
+	$(TFIO_VENV)/bin/pip install -q -r requirements-tfio.lock
+	$(TFIO_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
+	touch $(TFIO_STAMP)
+
+test-tfio: $(TFIO_STAMP)
+	CMRI2SPEC_REQUIRE_TFIO=1 $(TFIO_VENV)/bin/python -m pytest -q tests/test_tfio.py
+
 clean:
-	rm -rf $(VENV) data/ runs/ .pytest_cache
+	rm -rf $(VENV) $(TFIO_VENV) data/ runs/ .pytest_cache

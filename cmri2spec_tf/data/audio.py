@@ -21,6 +21,7 @@ SILENCE_PEAK = 1e-4  # peak |x| below this (-80 dBFS) is silence
 CLIP_LEVEL = 0.999  # |x| at or above this is a clipped sample ...
 CLIP_SHARE = 0.001  # ... and more than 0.1 % of them is a clipped recording
 MISSING_AUDIO = "audio file not found"
+DECODERS = ("soundfile", "tfio")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,16 +42,27 @@ class Audio:
   info: AudioInfo
 
 
-def read_audio(path: str | os.PathLike) -> Audio:
-  """Reads, checks and converts one recording. Raises DataError naming the file."""
+def read_audio(path: str | os.PathLike, decoder: str = "soundfile") -> Audio:
+  """Reads, checks and converts one recording. Raises DataError naming the file.
+
+  `decoder` decodes the samples: "soundfile" (libsndfile: WAV, FLAC, ...) or "tfio"
+  (tensorflow-io's audio ops; the optional extra, see tfio_decoders.py).
+  """
   path = os.fspath(path)
+  if decoder not in DECODERS:
+    raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
   if not os.path.isfile(path):
     raise DataError(path, MISSING_AUDIO)
   try:
-    data, rate = soundfile.read(path, dtype="float32", always_2d=True)
     subtype = soundfile.info(path).subtype
+    if decoder == "soundfile":
+      data, rate = soundfile.read(path, dtype="float32", always_2d=True)
   except Exception as e:  # libsndfile: unknown format, truncated, lying header
     raise DataError(path, f"unreadable audio file ({type(e).__name__}: {e})") from e
+  if decoder == "tfio":
+    from cmri2spec_tf.data import tfio_decoders
+
+    data, rate = tfio_decoders.wav_samples(path)
   info = AudioInfo(sample_rate=int(rate), channels=data.shape[1], samples=data.shape[0],
                    subtype=subtype)
   check_waveform(path, data)

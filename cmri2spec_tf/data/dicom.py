@@ -43,6 +43,7 @@ MAX_TOTAL_PIXELS = 2**31 // 8  # ~2 GiB as float64
 _SINGLE_FRAME_ORDER_TAGS = ("TriggerTime", "InstanceNumber", "AcquisitionTime")
 _IGNORED_FILE_NAMES = {"DICOMDIR", "Thumbs.db"}
 MISSING_SERIES = "MRI series not found (no such file or folder)"
+DECODERS = ("pydicom", "tfio")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,13 +66,19 @@ class Cine:
   info: CineInfo
 
 
-def read_cine(path: str | os.PathLike) -> Cine:
-  """Reads a cine series (folder or multi-frame file) into the model's input grid."""
+def read_cine(path: str | os.PathLike, decoder: str = "pydicom") -> Cine:
+  """Reads a cine series (folder or multi-frame file) into the model's input grid.
+
+  `decoder` decodes the pixel data: "pydicom" (with its installed handlers), or "tfio"
+  (tensorflow-io's DICOM op; the optional extra, see tfio_decoders.py).
+  """
   path = os.fspath(path)
+  if decoder not in DECODERS:
+    raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
   if os.path.isdir(path):
-    raw, spacing, ordered_by, n_files = _read_folder(path)
+    raw, spacing, ordered_by, n_files = _read_folder(path, decoder)
   elif os.path.isfile(path):
-    raw, spacing, ordered_by = _read_multiframe(path, _read_dataset(path))
+    raw, spacing, ordered_by = _read_multiframe(path, _read_dataset(path), decoder)
     n_files = 1
   else:
     raise DataError(path, MISSING_SERIES)
@@ -116,13 +123,13 @@ def _read_dataset(path: str) -> pydicom.Dataset:
   return ds
 
 
-def _read_folder(folder: str):
+def _read_folder(folder: str, decoder: str):
   files = list_series_files(folder)
   if not files:
     raise DataError(folder, "no DICOM files in the series folder")
   datasets = [_read_dataset(f) for f in files]
   if len(datasets) == 1:
-    frames, spacing, ordered_by = _read_multiframe(files[0], datasets[0])
+    frames, spacing, ordered_by = _read_multiframe(files[0], datasets[0], decoder)
     return frames, spacing, ordered_by, 1
   multi = [f for f, ds in zip(files, datasets) if _number_of_frames(ds) > 1]
   if multi:
@@ -131,7 +138,7 @@ def _read_folder(folder: str):
   _check_one_series(folder, files, datasets)
   ordered_by, keys = _single_frame_order(folder, datasets)
   order = np.argsort(keys, kind="stable")
-  frames = np.stack([_frames_of(files[i], datasets[i])[0] for i in order])
+  frames = np.stack([_frames_of(files[i], datasets[i], decoder)[0] for i in order])
   return frames, _pixel_spacing(datasets[0]), ordered_by, len(files)
 
 
@@ -179,8 +186,8 @@ def _number_of_frames(ds: pydicom.Dataset) -> int:
     return 1
 
 
-def _read_multiframe(path: str, ds: pydicom.Dataset):
-  frames = _frames_of(path, ds)
+def _read_multiframe(path: str, ds: pydicom.Dataset, decoder: str):
+  frames = _frames_of(path, ds, decoder)
   ordered_by, keys = _multiframe_order(ds, frames.shape[0])
   if keys is not None:
     frames = frames[np.argsort(keys, kind="stable")]
@@ -214,19 +221,19 @@ def _datetime_seconds(value) -> float:
   return date.timestamp() + _dicom_time_seconds(text[8:] or "000000")
 
 
-def _frames_of(path: str, ds: pydicom.Dataset) -> np.ndarray:
+def _frames_of(path: str, ds: pydicom.Dataset, decoder: str = "pydicom") -> np.ndarray:
   """Decoded, rescaled, MONOCHROME2-oriented grey frames, float64 [n, rows, cols]."""
   if not any(t in ds for t in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
     raise DataError(path, "DICOM file has no pixel data")
   rows, cols, n = int(ds.get("Rows", 0)), int(ds.get("Columns", 0)), _number_of_frames(ds)
   if rows <= 0 or cols <= 0 or rows * cols > MAX_PIXELS_PER_FRAME or rows * cols * n > MAX_TOTAL_PIXELS:
     raise DataError(path, f"implausible image size {n} x {rows} x {cols} in the header")
-  try:
-    pixels = ds.pixel_array
-  except Exception as e:
-    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    name = getattr(syntax, "name", "unknown transfer syntax")
-    raise DataError(path, f"cannot decode pixel data ({name}): {e}") from e
+  if decoder == "tfio":
+    from cmri2spec_tf.data import tfio_decoders
+
+    pixels = tfio_decoders.dicom_pixels(path)
+  else:
+    pixels = _pydicom_pixels(path, ds)
   samples = int(ds.get("SamplesPerPixel", 1) or 1)
   if samples == 3:  # pydicom returns RGB; reduce to luminance (ITU-R BT.601)
     pixels = pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
@@ -237,6 +244,15 @@ def _frames_of(path: str, ds: pydicom.Dataset) -> np.ndarray:
   if not np.all(np.isfinite(frames)):
     raise DataError(path, "pixel data holds NaN or infinite values")
   return frames
+
+
+def _pydicom_pixels(path: str, ds: pydicom.Dataset) -> np.ndarray:
+  try:
+    return ds.pixel_array
+  except Exception as e:
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    name = getattr(syntax, "name", "unknown transfer syntax")
+    raise DataError(path, f"cannot decode pixel data ({name}): {e}") from e
 
 
 def _apply_rescale(ds: pydicom.Dataset, frames: np.ndarray) -> np.ndarray:
