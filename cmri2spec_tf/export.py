@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 
-from absl import app, flags
+from absl import app, flags, logging
 
 SPEC_PARAMS_ASSET = "spec_params.json"
 SERVING_INPUT = "mri"
@@ -114,6 +114,7 @@ def define_flags():
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
   FLAGS = flags.FLAGS
   try:
     path = export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.weights)

@@ -195,3 +195,33 @@ def test_validation_on_recordings_equals_validation_on_every_example(tmp_path, p
   assert per_recording["l1"] == pytest.approx(per_example["l1"], abs=1e-6)
   assert per_recording["mse"] == pytest.approx(per_example["mse"], abs=1e-7)
   assert per_recording["l1"] > 0.01
+
+
+def test_paper_size_pipeline_stays_under_2_gb(tmp_path):
+  """A whole paper-size epoch (63 subjects x 100 windows) through pairs_dataset in a fresh
+  process: the stored float16 arrays plus the pipeline must stay under 2 GB of resident memory."""
+  import subprocess
+  import sys
+
+  script = """
+import resource, numpy as np
+import cmri2spec_tf
+from cmri2spec_tf.data import pairs
+from cmri2spec_tf.data.dataset import ArrayDataset
+from cmri2spec_tf.data.spectrogram import SpecParams
+rng = np.random.default_rng(0)
+data = ArrayDataset([f"S{i:02d}" for i in range(63)], ["ageese"] * 43 + ["asouk"] * 20,
+                    rng.random((63, 26, 128, 128), np.float32).astype(np.float16),
+                    rng.random((63, 100, 64, 64), np.float32).astype(np.float16), SpecParams())
+n = 0
+for batch in pairs.pairs_dataset(data, batch_size=8, seed=0):
+  n += batch["mri_a"].shape[0]
+print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+  result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600)
+  assert result.returncode == 0, result.stderr[-2000:]
+  pairs_seen, peak_mb = map(int, result.stdout.split())
+  assert pairs_seen == 6300 // 8 * 8  # whole batches of a 6,300-pair epoch
+  print(f"paper-size epoch: peak RSS {peak_mb} MB")
+  assert peak_mb < 2048, f"peak RSS {peak_mb} MB"

@@ -144,3 +144,14 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
   assert result.returncode == 1
   assert f"{tmp_path}/config.json: missing or unreadable" in result.stderr
   assert not os.listdir(tmp_path)
+
+
+def test_mixed_float16_run_matches_float32_held_out_l1(smoke_run, tmp_path):
+  """Same seed and data, mixed_float16 (pooling in float32 on this CPU) vs float32."""
+  run, _ = smoke_run
+  result = subprocess.run(_command(tmp_path, "--precision=mixed_float16"), cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  mixed = json.loads((tmp_path / "run" / "summary.json").read_text())["heldout_l1"]
+  full = json.loads((run / "summary.json").read_text())["heldout_l1"]
+  assert abs(mixed - full) < 0.01, (mixed, full)

@@ -1,0 +1,217 @@
+"""Performance figures, one JSON line each: {"metric": NAME, "value": NUMBER, "unit": UNIT}.
+
+  python -m cmri2spec_tf.bench [--precision=float32] [--batch=8] [--jit] [--steps=6]
+
+  machine                    CPU model, cores, GPU, TensorFlow version (value is text)
+  train_samples_per_s        the real trainer's `fit` (Keras, metrics, tf.data, both updates) on
+                             synthetic pairs; samples = 2 x batch per step; warm-up excluded
+  bare_step_samples_per_s    the reference: one tf.function doing the same math (same models,
+                             losses and two Adam updates), no Keras fit machinery
+  train_vs_bare              their ratio (target >= 0.9)
+  pipeline_examples_per_s    the real cache -> tf.data pairs pipeline, examples = 2 x batch
+  pipeline_vs_train          pipeline / train throughput (target >= 10: never the bottleneck)
+  infer_ms_batch1, infer_ms_batch8   Keras translator (w = mu), ms per call
+  savedmodel_infer_ms_batch1 the exported SavedModel's serving_default, ms per call
+  peak_rss_mb                the process's peak resident memory
+
+The same numbers on the same machine are what to compare; see the README's "Performance".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from cmri2spec_tf import export, losses
+from cmri2spec_tf.data import dataset, pairs, phantom
+from cmri2spec_tf.data.spectrogram import SpecParams
+from cmri2spec_tf.models.discriminator import build_discriminator
+from cmri2spec_tf.models.translator import build_decoder, build_encoder, split_latent
+from cmri2spec_tf.trainer import build_trainer
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
+                    "Keras dtype policy.")
+  flags.DEFINE_integer("batch", 8, "Pairs per training step (2x examples).", lower_bound=1)
+  flags.DEFINE_bool("jit", False, "XLA-compile the train step (jit_compile).")
+  flags.DEFINE_integer("steps", 6, "Timed training steps (after 2 warm-up steps).", lower_bound=1)
+  flags.DEFINE_integer("repeats", 20, "Timed inference calls.", lower_bound=1)
+
+
+def emit(metric: str, value, unit: str) -> None:
+  print(json.dumps({"metric": metric, "value": value, "unit": unit}), flush=True)
+
+
+def machine_description() -> str:
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  gpus = tf.config.list_physical_devices("GPU")
+  gpu = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name)
+                  for g in gpus) or "no GPU"
+  return f"{cpu}; {len(os.sched_getaffinity(0))} cores; {gpu}; TensorFlow {tf.__version__}"
+
+
+def synthetic_batch(batch: int, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  return {"mri_a": rng.random((batch, 26, 128, 128, 1), np.float32),
+          "spec_a": rng.random((batch, 64, 64, 1), np.float32),
+          "mri_b": rng.random((batch, 26, 128, 128, 1), np.float32),
+          "spec_b": rng.random((batch, 64, 64, 1), np.float32),
+          "same_word": (np.arange(batch) % 2 == 0).astype(np.float32)}
+
+
+class StepClock(keras.callbacks.Callback):
+  """Times the training batches that follow the first `warmup` ones."""
+
+  def __init__(self, warmup: int):
+    super().__init__()
+    self.warmup, self.seen, self.started, self.stopped = warmup, 0, None, None
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.seen += 1
+    if self.seen == self.warmup:
+      self.started = time.perf_counter()
+    self.stopped = time.perf_counter()
+
+
+def trainer_samples_per_s(batch: int, steps: int, jit: bool) -> float:
+  """The real trainer's fit on repeated synthetic pairs."""
+  warmup = 2
+  trainer = build_trainer()
+  trainer.jit_compile = jit
+  pairs = tf.data.Dataset.from_tensors(synthetic_batch(batch)).repeat(warmup + steps)
+  clock = StepClock(warmup)
+  trainer.fit(pairs, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
+  return 2 * batch * steps / (clock.stopped - clock.started)
+
+
+def bare_step_samples_per_s(batch: int, steps: int, jit: bool) -> float:
+  """The reference: the same objective as one plain tf.function (eqs. 1-6), no Keras fit."""
+  encoder, decoder, discriminator = build_encoder(), build_decoder(), build_discriminator()
+  translator_vars = encoder.trainable_variables + decoder.trainable_variables
+  opt_t, opt_d = keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-4, beta_1=0.5)
+  if keras.config.dtype_policy().name == "mixed_float16":  # as the trainer: loss scaling
+    opt_t, opt_d = keras.optimizers.LossScaleOptimizer(opt_t), keras.optimizers.LossScaleOptimizer(opt_d)
+  opt_t.build(translator_vars)
+  opt_d.build(discriminator.trainable_variables)
+
+  @tf.function(jit_compile=jit)
+  def step(data):
+    mri = tf.concat([data["mri_a"], data["mri_b"]], 0)
+    real = tf.concat([data["spec_a"], data["spec_b"]], 0)
+    with tf.GradientTape() as tape:
+      s, mu, logvar = split_latent(encoder(mri, training=True))
+      mu, logvar = tf.cast(mu, tf.float32), tf.cast(logvar, tf.float32)
+      w = mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu))
+      fake = tf.cast(decoder(tf.concat([s, tf.cast(w, s.dtype)], -1), training=True), tf.float32)
+      mu_a, mu_b = tf.split(mu, 2)
+      logvar_a, logvar_b = tf.split(logvar, 2)
+      kl = tf.reduce_mean(data["same_word"] * losses.pairwise_kl(mu_a, logvar_a, mu_b, logvar_b))
+      adversarial = losses.translator_adversarial(
+          tf.cast(discriminator(fake, training=False), tf.float32))
+      total = (2 * tf.reduce_mean(losses.reconstruction_mse(real, fake)) + 0.5 * kl
+               + tf.reduce_mean(adversarial))
+      scaled = opt_t.scale_loss(total)
+    opt_t.apply(tape.gradient(scaled, translator_vars), translator_vars)
+    with tf.GradientTape() as tape:
+      d_loss = tf.reduce_mean(losses.discriminator_bce(
+          tf.cast(discriminator(real, training=True), tf.float32),
+          tf.cast(discriminator(tf.stop_gradient(fake), training=True), tf.float32)))
+      scaled = opt_d.scale_loss(d_loss)
+    opt_d.apply(tape.gradient(scaled, discriminator.trainable_variables),
+                discriminator.trainable_variables)
+    return total, d_loss
+
+  data = {k: tf.constant(v) for k, v in synthetic_batch(batch).items()}
+  for _ in range(2):
+    step(data)[0].numpy()
+  start = time.perf_counter()
+  for _ in range(steps):
+    result = step(data)
+  result[0].numpy()
+  return 2 * batch * steps / (time.perf_counter() - start)
+
+
+def pipeline_examples_per_s(batch: int, n_batches: int = 200) -> float:
+  """The real path: phantom files -> cache -> ArrayDataset -> pairs_dataset batches."""
+  with tempfile.TemporaryDirectory() as tmp:
+    phantom.generate(os.path.join(tmp, "data"), 3, 2, seed=0, workers=1)
+    data = dataset.load_dataset(os.path.join(tmp, "data"), cache_dir=os.path.join(tmp, "cache"),
+                                verbose=False)
+    batches = pairs.pairs_dataset(data, batch, seed=0).repeat()
+    iterator = iter(batches)
+    for _ in range(5):
+      next(iterator)
+    start = time.perf_counter()
+    for _ in range(n_batches):
+      next(iterator)
+    return 2 * batch * n_batches / (time.perf_counter() - start)
+
+
+def _ms_per_call(fn, x, repeats: int) -> float:
+  for _ in range(3):
+    fn(x)
+  start = time.perf_counter()
+  for _ in range(repeats):
+    fn(x)
+  return (time.perf_counter() - start) / repeats * 1000
+
+
+def inference_ms(repeats: int) -> dict:
+  """Keras translator at batch 1 and 8, and the same weights as an exported SavedModel."""
+  translator = build_trainer(gan=False).inference_model()
+  x1, x8 = (np.random.default_rng(0).random((n, 26, 128, 128, 1), np.float32) for n in (1, 8))
+  figures = {"infer_ms_batch1": _ms_per_call(translator.predict_on_batch, x1, repeats),
+             "infer_ms_batch8": _ms_per_call(translator.predict_on_batch, x8, max(3, repeats // 4))}
+  with tempfile.TemporaryDirectory() as tmp:
+    params_path = os.path.join(tmp, export.SPEC_PARAMS_ASSET)
+    with open(params_path, "w") as f:
+      f.write(SpecParams().to_json())
+    module = export.serving_module(translator, SpecParams(), params_path)
+    tf.saved_model.save(module, os.path.join(tmp, "sm"), signatures={
+        "serving_default": module.spectrogram})
+    serving = tf.saved_model.load(os.path.join(tmp, "sm")).signatures["serving_default"]
+    x1_tensor = tf.constant(x1)
+    figures["savedmodel_infer_ms_batch1"] = _ms_per_call(
+        lambda x: serving(mri=x)["spectrogram"].numpy(), x1_tensor, repeats)
+  return figures
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
+  keras.config.set_dtype_policy(FLAGS.precision)
+  emit("machine", machine_description(), "text")
+  emit("precision", FLAGS.precision + (" + XLA" if FLAGS.jit else ""), "text")
+  train = trainer_samples_per_s(FLAGS.batch, FLAGS.steps, FLAGS.jit)
+  emit("train_samples_per_s", round(train, 2), "samples/s")
+  bare = bare_step_samples_per_s(FLAGS.batch, FLAGS.steps, FLAGS.jit)
+  emit("bare_step_samples_per_s", round(bare, 2), "samples/s")
+  emit("train_vs_bare", round(train / bare, 3), "ratio")
+  pipeline = pipeline_examples_per_s(FLAGS.batch)
+  emit("pipeline_examples_per_s", round(pipeline, 1), "examples/s")
+  emit("pipeline_vs_train", round(pipeline / train, 1), "ratio")
+  for name, value in inference_ms(FLAGS.repeats).items():
+    emit(name, round(value, 2), "ms")
+  emit("peak_rss_mb", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "MB")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
