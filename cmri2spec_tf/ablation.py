@@ -24,6 +24,9 @@ flags.DEFINE_list("methods", ["lip2audspec", "ours_no_pair_no_gan", "ours_no_pai
                               "ours", "mean", "nearest_neighbour"], "Rows of the table.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds (the paper: 3 random trials).")
 flags.DEFINE_list("folds", [], "Folds to run (default: every fold of --split).")
+flags.DEFINE_enum("eval_weights", "last", ["last", "best"], "Score each job's last epoch "
+                  "(default: nothing chosen on the held-out subjects) or its best held-out epoch "
+                  "(optimistic). Changing it re-evaluates finished jobs without retraining.")
 
 
 def main(argv):
@@ -50,7 +53,8 @@ def main(argv):
       raise app.UsageError(f"--folds={','.join(FLAGS.folds)}: split {base.split!r} has folds "
                            f"0-{n_folds - 1}")
     os.makedirs(FLAGS.out_dir, exist_ok=True)
-    study.run_study(base, FLAGS.out_dir, FLAGS.methods, [int(s) for s in FLAGS.seeds], folds)
+    study.run_study(base, FLAGS.out_dir, FLAGS.methods, [int(s) for s in FLAGS.seeds], folds,
+                    FLAGS.eval_weights)
   except DatasetProblems as e:
     print(f"refusing to train on {base.data_dir}:\n{e}", file=sys.stderr)
     sys.exit(1)

@@ -12,6 +12,7 @@ resumes from the last finished epoch.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import keras
@@ -70,6 +71,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     finished = epoch + 1
+    if not all(math.isfinite(v) for v in (logs or {}).values() if isinstance(v, (int, float))):
+      logging.error("epoch %d ended with a non-finite loss %s: not saved; the last good "
+                    "checkpoint stays the latest", finished, logs)
+      return
     folder = checkpoint_dir(self.model_dir)
     name = f"epoch-{finished:04d}.weights.h5"
     save_weights(self.model, os.path.join(folder, name))

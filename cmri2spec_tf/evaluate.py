@@ -1,6 +1,6 @@
 """Evaluates a trained run on the held-out subjects of its fold (paper Table 2's L1).
 
-  python -m cmri2spec_tf.evaluate --model_dir=runs/demo [--data_dir=D] [--weights=best|last]
+  python -m cmri2spec_tf.evaluate --model_dir=runs/demo [--data_dir=D] [--weights=last|best]
 
 Prints overall L1 / MSE / L1 in dB for the model and the mean-spectrogram and nearest-neighbour
 baselines, then per-subject rows; writes evaluation.json, evaluation.csv and predictions.npz into
@@ -15,7 +15,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A training run's model_dir.", required=True)
 flags.DEFINE_string("data_dir", None, "Dataset folder (default: the one the run trained on).")
 flags.DEFINE_string("cache_dir", None, "Preprocessing cache (default: the run's).")
-flags.DEFINE_enum("weights", "best", ["best", "last"], "Best held-out checkpoint or last epoch.")
+flags.DEFINE_enum("weights", "last", ["last", "best"], "The last epoch (default: nothing chosen on "
+                  "the held-out subjects), or the epoch with the best held-out L1 (optimistic).")
 
 
 def main(argv):

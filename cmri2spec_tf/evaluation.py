@@ -116,8 +116,12 @@ REPORT_JSON, REPORT_CSV, PREDICTIONS = "evaluation.json", "evaluation.csv", "pre
 
 
 def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None = None,
-                 weights: str = "best", verbose: bool = True) -> dict:
-  """Scores a run's model (best held-out checkpoint by default) and the baselines on its fold.
+                 weights: str = "last", verbose: bool = True) -> dict:
+  """Scores a run's model and the baselines on its fold.
+
+  `weights`: "last" (the final epoch: nothing was chosen by looking at the held-out subjects,
+  the honest number) or "best" (the epoch with the lowest held-out L1 during training:
+  optimistic, as that choice was made on the very subjects it is scored on).
 
   Writes model_dir/evaluation.json (overall and per-subject numbers, parameter counts),
   evaluation.csv (per-subject rows) and predictions.npz (one spectrogram per held-out recording
@@ -139,7 +143,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   per_method = {name: recording_scores(p, heldout) for name, p in predictions.items()}
   report = {
       "model_dir": os.path.abspath(model_dir), "model": config.model, "fold": config.fold,
-      "split": config.split, "seed": config.seed, "weights": os.path.basename(weights_path),
+      "split": config.split, "seed": config.seed, "weights_choice": weights,
+      "weights": os.path.basename(weights_path),
       "epoch": epoch, "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
       "parameters": {config.model: translator.count_params()},
       "methods": {name: {"overall": overall(rows), "subjects": subject_scores(rows)}

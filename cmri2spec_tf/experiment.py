@@ -15,6 +15,7 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from cmri2spec_tf import atomic, callbacks, checkpoints
 from cmri2spec_tf.data import dataset as dataset_lib
@@ -55,6 +56,7 @@ class TrainConfig:
   audio_every: int = 5
   n_images: int = 3
   verbose: int = 1
+  deterministic: bool = False
   phantom_ageese: int = 43
   phantom_asouk: int = 20
 
@@ -84,7 +86,9 @@ def mean_spectrogram_l1(train: dataset_lib.ArrayDataset, heldout: dataset_lib.Ar
 def run(config: TrainConfig) -> dict:
   """Trains (or resumes) one fold; returns the summary also written to summary.json."""
   os.makedirs(config.model_dir, exist_ok=True)
-  keras.utils.set_random_seed(config.seed)
+  keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
   keras.config.set_dtype_policy(config.precision)
   ensure_data(config)
   data = dataset_lib.load_dataset(config.data_dir, SpecParams(), config.cache_dir,
@@ -106,6 +110,12 @@ def run(config: TrainConfig) -> dict:
           f"(weights fingerprint {weights_fingerprint(model):.6f}); starting epoch {done + 1}")
   if done < config.epochs:
     _fit(model, config, train, heldout, done)
+    if model.stop_training:  # TerminateOnNaN
+      kept = checkpoints.restore_latest(model, config.model_dir)
+      raise TrainingDiverged(
+          f"training stopped: a loss became NaN or infinite in epoch {kept + 1}; the last good "
+          f"checkpoint (epoch {kept}) is kept in {checkpoints.checkpoint_dir(config.model_dir)}. "
+          "Lower the learning rates or check the data, then run again to resume from it.")
   best = checkpoints.read_json(os.path.join(config.model_dir, "best.json")) or {}
   summary = {"fold": config.fold, "heldout_subjects": list(heldout.subject_ids),
              "epochs": config.epochs, "best_epoch": best.get("epoch"),
@@ -114,6 +124,10 @@ def run(config: TrainConfig) -> dict:
   print(f"held-out L1 {summary['heldout_l1']:.4f} (best epoch {summary['best_epoch']}) vs "
         f"mean-spectrogram baseline {baseline:.4f}")
   return summary
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or infinite; nothing of that epoch was saved."""
 
 
 def split_fold(data: dataset_lib.ArrayDataset, config: TrainConfig):

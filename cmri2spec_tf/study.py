@@ -54,9 +54,14 @@ class Job:
   fold: int
   model_dir: str
 
-  @property
-  def done(self) -> bool:
-    return os.path.exists(os.path.join(self.model_dir, evaluation.REPORT_JSON))
+  def report(self, weights: str) -> dict | None:
+    """Its evaluation report, if it has one made with these weights (the job is done)."""
+    try:
+      with open(os.path.join(self.model_dir, evaluation.REPORT_JSON)) as f:
+        report = json.load(f)
+    except (OSError, ValueError):
+      return None
+    return report if report.get("weights_choice", "best") == weights else None
 
 
 def check_methods(methods) -> tuple[list[str], list[str]]:
@@ -82,33 +87,37 @@ def job_config(base: experiment.TrainConfig, job: Job) -> experiment.TrainConfig
                              verbose=0, **ROWS[job.method][1])
 
 
-def run_job(base: experiment.TrainConfig, job: Job) -> dict:
-  """Trains (or resumes) and evaluates one job; a finished job is only read back."""
-  if not job.done:
+def run_job(base: experiment.TrainConfig, job: Job, weights: str = "last") -> dict:
+  """Trains (or resumes) and evaluates one job; a done job is only read back. A trained job
+  evaluated with other weights is evaluated again (its training is finished: nothing reruns)."""
+  report = job.report(weights)
+  if report is None:
     experiment.run(job_config(base, job))
-    evaluation.evaluate_run(job.model_dir, verbose=False)
+    report = evaluation.evaluate_run(job.model_dir, weights=weights, verbose=False)
     keras.backend.clear_session()
-  with open(os.path.join(job.model_dir, evaluation.REPORT_JSON)) as f:
-    return json.load(f)
+  return report
 
 
-def run_study(base: experiment.TrainConfig, out_dir: str, methods, seeds, folds) -> list[dict]:
+def run_study(base: experiment.TrainConfig, out_dir: str, methods, seeds, folds,
+              weights: str = "last") -> list[dict]:
   """Runs every job (resuming), then writes table.md, table.csv and figure3.png into out_dir."""
   trained, baselines = check_methods(methods)
   jobs = plan_jobs(out_dir, trained, seeds, folds)
   print(f"{len(jobs)} training jobs ({len(trained)} rows x {len(seeds)} seeds x {len(folds)} "
-        f"folds), {sum(j.done for j in jobs)} already done; writing to {out_dir}")
+        f"folds), {sum(j.report(weights) is not None for j in jobs)} already done; evaluating "
+        f"the {weights} epoch's weights; writing to {out_dir}")
   bar = keras.utils.Progbar(len(jobs), unit_name="job")
   reports = {}
   for i, job in enumerate(jobs):
-    started, was_done = time.time(), job.done
-    reports[job] = run_job(base, job)
+    started, was_done = time.time(), job.report(weights) is not None
+    reports[job] = run_job(base, job, weights)
     l1 = own_result(reports[job])["overall"]["l1"]
     how = "done before" if was_done else f"{(time.time() - started) / 60:.1f} min"
     print(f"\n{job.method} seed {job.seed} fold {job.fold}: held-out L1 {l1:.4f} ({how})")
     bar.update(i + 1)
   rows = aggregate(reports, trained, baselines, seeds)
-  atomic.write_text(os.path.join(out_dir, TABLE_MD), format_table(rows, base, seeds, folds))
+  atomic.write_text(os.path.join(out_dir, TABLE_MD),
+                    format_table(rows, base, seeds, folds, weights))
   atomic.write_text(os.path.join(out_dir, TABLE_CSV), table_csv(rows))
   atomic.write_bytes(os.path.join(out_dir, FIGURE_PNG),
                      figure(base, reports, trained, baselines, seeds[0], folds[0]))
@@ -153,11 +162,13 @@ def rank_marks(values: list[float], decimals: int = 3) -> list[str]:
   return [marks.get(v, "") for v in shown]
 
 
-def format_table(rows: list[dict], base: experiment.TrainConfig, seeds, folds) -> str:
+def format_table(rows: list[dict], base: experiment.TrainConfig, seeds, folds,
+                 weights: str = "last") -> str:
   """Markdown in the paper's style: L1 mean +- std, best in bold, second underlined."""
   marks = rank_marks([r["l1_mean"] for r in rows])
   lines = [f"L1 on held-out subjects (split {base.split}, folds {_span(folds)}, seeds "
-           f"{_span(seeds)}; mean +- std over seeds). Best in bold, second underlined.", "",
+           f"{_span(seeds)}, {base.epochs} epochs, {weights} epoch's weights; mean +- std over "
+           "seeds). Best in bold, second underlined.", "",
            "| Method | Parameters | L1 | L1 (dB) | MSE |", "| --- | ---: | ---: | ---: | ---: |"]
   for row, mark in zip(rows, marks):
     l1 = f"{row['l1_mean']:.3f}±{row['l1_std']:.3f}"

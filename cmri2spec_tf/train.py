@@ -63,6 +63,9 @@ def define_flags(exclude=()):
   flags.DEFINE_integer("n_images", defaults.n_images, "Held-out examples shown in TensorBoard.",
                        lower_bound=1)
   flags.DEFINE_integer("verbose", defaults.verbose, "Keras fit verbosity: 0, 1 (bar), 2 (line).")
+  flags.DEFINE_bool("deterministic", defaults.deterministic, "Seeded Python/NumPy/TensorFlow "
+                    "and TensorFlow op determinism: the same run gives the same weights, bit for "
+                    "bit, on the same machine (slower on GPUs).")
   flags.DEFINE_integer("phantom_ageese", defaults.phantom_ageese, "Phantom size on first use.")
   flags.DEFINE_integer("phantom_asouk", defaults.phantom_asouk, "Phantom size on first use.")
   for name in exclude:
@@ -89,6 +92,9 @@ def main(argv):
     experiment.run(config)
   except DatasetProblems as e:
     print(f"refusing to train on {config.data_dir}:\n{e}", file=sys.stderr)
+    sys.exit(1)
+  except experiment.TrainingDiverged as e:
+    print(str(e), file=sys.stderr)
     sys.exit(1)
   except KeyboardInterrupt:
     print("\ninterrupted; run the same command again to resume from the last finished epoch",
