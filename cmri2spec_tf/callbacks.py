@@ -29,10 +29,10 @@ class HeldOutImages(keras.callbacks.Callback):
     step = epoch + 1
     with self.writer.as_default(step=step):
       tf.summary.scalar("learning_rate/translator",
-                        float(self.model.translator_optimizer.learning_rate))
+                        _value(self.model.translator_optimizer.learning_rate))
       if self.model.discriminator_optimizer is not None:
         tf.summary.scalar("learning_rate/discriminator",
-                          float(self.model.discriminator_optimizer.learning_rate))
+                          _value(self.model.discriminator_optimizer.learning_rate))
       images, sound = step % self.every == 0 or step == 1, step % self.audio_every == 0 or step == 1
       predictions = self.model.predict_on_batch(self.mri) if images or sound else None
       if images:
@@ -60,6 +60,11 @@ class HeldOutImages(keras.callbacks.Callback):
           {"ground truth": truth, "prediction": prediction, "absolute error": error},
           self.spec_params, title=f"{name}: L1 {error.mean():.3f}"), channels=3))
     return tf.cast(tf.stack(pngs), tf.float32) / 255.0
+
+
+def _value(variable) -> float:
+  """A scalar variable's value, also for a tf.distribute MirroredVariable."""
+  return float(keras.ops.convert_to_numpy(variable))
 
 
 def held_out_examples(heldout, n_examples: int):

@@ -1,7 +1,7 @@
 """Training state in model_dir: per-epoch checkpoints, the best held-out model, and resume.
 
   model_dir/checkpoints/epoch-0003.weights.h5   encoder, decoder, discriminator, both optimizers
-                                                (moments, step counts, loss scales), noise seed
+                                                (moments, step counts, loss scales)
   model_dir/checkpoints/state.json              {"epoch": 3, "weights": "epoch-0003.weights.h5"}
   model_dir/best.weights.h5, best.json          lowest held-out L1 so far
 Every file is written under a temporary name and renamed; state.json is updated only after its

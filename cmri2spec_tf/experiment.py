@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cmri2spec_tf import atomic, callbacks, checkpoints
+from cmri2spec_tf import atomic, callbacks, checkpoints, distribute
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data import pairs, phantom, splits
 from cmri2spec_tf.data.manifest import MANIFEST_NAME
@@ -41,6 +41,7 @@ class TrainConfig:
   seed: int = 0
   model: str = "cmri2spec"
   precision: str = "float32"
+  strategy: str = "default"
   pair_disentangle: bool = True
   gan: bool = True
   beta: float = 0.5
@@ -66,6 +67,9 @@ def ensure_data(config: TrainConfig) -> None:
   folder = config.data_dir
   if os.path.isdir(folder) and os.listdir(folder):
     return
+  if config.strategy == "multi_worker":
+    raise ValueError(f"{folder} is empty: a multi-worker run reads an existing dataset; write "
+                     "the phantom first (python -m cmri2spec_tf.phantom --out_dir=...)")
   print(f"{folder} is empty: writing the phantom ({config.phantom_ageese} 'ageese', "
         f"{config.phantom_asouk} 'asouk' subjects, seed {config.seed})")
   phantom.generate(folder, config.phantom_ageese, config.phantom_asouk, seed=config.seed,
@@ -84,7 +88,15 @@ def mean_spectrogram_l1(train: dataset_lib.ArrayDataset, heldout: dataset_lib.Ar
 
 
 def run(config: TrainConfig) -> dict:
-  """Trains (or resumes) one fold; returns the summary also written to summary.json."""
+  """Trains (or resumes) one fold; returns the summary also written to summary.json.
+
+  Under a multi-worker strategy only the chief writes config.model_dir; the others write their
+  own copy (distribute.write_dir) and resume from the chief's checkpoints.
+  """
+  strategy = distribute.make_strategy(config.strategy)  # first: it may start the cluster
+  distribute.check_batch_size(strategy, config.batch_size)
+  resume_dir = config.model_dir
+  config = dataclasses.replace(config, model_dir=distribute.write_dir(config.model_dir, strategy))
   os.makedirs(config.model_dir, exist_ok=True)
   keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
   if config.deterministic:
@@ -98,18 +110,23 @@ def run(config: TrainConfig) -> dict:
                     json.dumps(dataclasses.asdict(config), indent=2))
   atomic.write_text(os.path.join(config.model_dir, "spec_params.json"), data.params.to_json())
 
-  model = build_model(config)
-  done = checkpoints.restore_latest(model, config.model_dir)
-  if not done:
-    init_output_bias(model, train)
+  with strategy.scope():  # models and both optimizers (notes: built inside the scope)
+    model = build_model(config)
+    done = checkpoints.restore_latest(model, resume_dir)
+    if not done:
+      init_output_bias(model, train)
   baseline = mean_spectrogram_l1(train, heldout, config.val_window_stride)
   print(f"fold {config.fold} ({config.split}): {len(train)} training subjects, held out "
         f"{', '.join(heldout.subject_ids)}; mean-spectrogram L1 on them {baseline:.4f}")
   if done:
     print(f"resumed after epoch {done} from {checkpoints.checkpoint_dir(config.model_dir)} "
           f"(weights fingerprint {weights_fingerprint(model):.6f}); starting epoch {done + 1}")
+  if strategy.num_replicas_in_sync > 1:
+    print(f"{config.strategy} strategy: {strategy.num_replicas_in_sync} replicas, "
+          f"{config.batch_size // strategy.num_replicas_in_sync} pairs each per step")
   if done < config.epochs:
-    _fit(model, config, train, heldout, done)
+    with strategy.scope():
+      _fit(model, config, train, heldout, done)
     if model.stop_training:  # TerminateOnNaN
       kept = checkpoints.restore_latest(model, config.model_dir)
       raise TrainingDiverged(

@@ -20,6 +20,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(exclude=()):
   """Defines the flags of TrainConfig; `exclude` names those another entry point sets itself."""
+  from cmri2spec_tf.distribute import STRATEGIES
   from cmri2spec_tf.experiment import PRECISIONS, TrainConfig
   from cmri2spec_tf.trainer import MODELS
 
@@ -40,6 +41,9 @@ def define_flags(exclude=()):
   flags.DEFINE_enum("model", defaults.model, MODELS, "cmri2spec (the paper's method) or "
                     "lip2audspec (the baseline of Table 2; ignores --pair_disentangle and --gan).")
   flags.DEFINE_enum("precision", defaults.precision, PRECISIONS, "Keras dtype policy.")
+  flags.DEFINE_enum("strategy", defaults.strategy, STRATEGIES, "tf.distribute strategy: default "
+                    "(one device), mirrored (every local GPU), multi_worker (TF_CONFIG cluster). "
+                    "--batch_size is the global batch.")
   flags.DEFINE_bool("pair_disentangle", defaults.pair_disentangle, "Pairwise KL on the word "
                     "content (Table 2 'PairDisen').")
   flags.DEFINE_bool("gan", defaults.gan, "Adversarial training (Table 2 'GAN').")

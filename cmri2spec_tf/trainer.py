@@ -10,6 +10,11 @@ Shape follows the keras-io GAN guide: sub-models and Mean trackers made in __ini
 property, `compile(translator_optimizer, discriminator_optimizer)`, one GradientTape per update,
 each optimizer applied to its own sub-models' variables only. Under mixed_float16 both optimizers
 are LossScaleOptimizers (each its own dynamic scale); losses are float32.
+
+Under tf.distribute (distribute.py) each replica runs train_step on its share of the global
+batch and the optimizers sum the replicas' gradients; so every loss is divided by the replica
+count before its gradient (the metrics get the undivided value), and the reparameterization noise
+is drawn for the global batch and sliced, so R replicas update exactly as one device would.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from cmri2spec_tf import losses
+from cmri2spec_tf import distribute, losses
 from cmri2spec_tf.models.lip2audspec import OUTPUT_LAYER as LIP2AUDSPEC_OUTPUT
 from cmri2spec_tf.models.lip2audspec import build_lip2audspec
 from cmri2spec_tf.models.translator import OUTPUT_LAYER, build_translator, split_latent
@@ -35,7 +40,7 @@ class CMRI2SpecTrainer(keras.Model):
     self.pair_disentangle = pair_disentangle
     self.beta = float(beta) if pair_disentangle else 0.0
     self.lam = float(lam) if discriminator is not None else 0.0
-    self.noise_seed = keras.random.SeedGenerator(seed)
+    self.noise_seed = int(seed)
     names = ["loss", "l_mse"] + (["l_kl"] if pair_disentangle else [])
     names += ["l_t", "l_dis"] if discriminator is not None else []
     self.train_trackers = [keras.metrics.Mean(name=n) for n in names]
@@ -45,6 +50,12 @@ class CMRI2SpecTrainer(keras.Model):
   @property
   def metrics(self):
     return self.train_trackers + self.eval_trackers
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    """Keras's pre-fit symbolic build has nothing to do here (sub-models and optimizers are built
+    in __init__ and compile, there is no compiled loss or metric). Skipping it also avoids
+    keras-team/keras#20329: under MultiWorkerMirroredStrategy it fails on a dict batch."""
+    del iterator, data_batch
 
   @property
   def networks(self) -> list[keras.Model]:
@@ -89,7 +100,7 @@ class CMRI2SpecTrainer(keras.Model):
       terms["l_dis"] = self.discriminator_update(real, fake)
     for tracker in self.train_trackers:
       tracker.update_state(terms[tracker.name])
-    return {t.name: t.result() for t in self.train_trackers}
+    return distribute.step_logs(self.train_trackers)
 
   def translator_update(self, mri, real, same_word):
     """One step of eq. (5) on the encoder and decoder. Returns (loss terms, translations)."""
@@ -109,7 +120,7 @@ class CMRI2SpecTrainer(keras.Model):
         fake_logits = tf.cast(self.discriminator(fake, training=False), tf.float32)
         terms["l_t"] = tf.reduce_mean(per_pair(losses.translator_adversarial(fake_logits)))
         total += self.lam * terms["l_t"]
-      scaled = self.translator_optimizer.scale_loss(total)
+      scaled = self.translator_optimizer.scale_loss(per_replica(total))
     variables = self.translator_variables
     self.translator_optimizer.apply(tape.gradient(scaled, variables), variables)
     terms["loss"] = total
@@ -119,10 +130,23 @@ class CMRI2SpecTrainer(keras.Model):
     """Encoder -> latent split -> reparameterized w (Sec. 2) -> decoder; float32 outputs."""
     s, mu, logvar = split_latent(self.encoder(mri, training=True))
     mu, logvar = tf.cast(mu, tf.float32), tf.cast(logvar, tf.float32)
-    eps = keras.random.normal(tf.shape(mu), seed=self.noise_seed)
-    w = mu + tf.exp(0.5 * logvar) * eps
+    w = mu + tf.exp(0.5 * logvar) * self.latent_noise(mu)
     fake = self.decoder(tf.concat([s, tf.cast(w, s.dtype)], axis=-1), training=True)
     return tf.cast(fake, tf.float32), mu, logvar
+
+  def latent_noise(self, mu):
+    """eps ~ N(0, I) of w = mu + sigma * eps, a deterministic function of (seed, step).
+
+    Drawn for the global batch and sliced to this replica's pairs (rows [members a; members b]),
+    so R replicas see the noise one device sees on the same global batch, and a resumed run the
+    noise of the run it continues.
+    """
+    replica, replicas = distribute.replica_position()
+    local_pairs = tf.shape(mu)[0] // 2
+    shape = tf.concat([[2, replicas, local_pairs], tf.shape(mu)[1:]], 0)
+    step = tf.cast(self.translator_optimizer.iterations, tf.int32)
+    eps = tf.random.stateless_normal(shape, seed=tf.stack([tf.constant(self.noise_seed), step]))
+    return tf.reshape(tf.gather(eps, replica, axis=1), tf.shape(mu))
 
   def discriminator_update(self, real, fake):
     """One step of eq. (6) on the discriminator only. Returns its loss."""
@@ -130,7 +154,7 @@ class CMRI2SpecTrainer(keras.Model):
       real_logits = tf.cast(self.discriminator(real, training=True), tf.float32)
       fake_logits = tf.cast(self.discriminator(fake, training=True), tf.float32)
       loss = tf.reduce_mean(losses.discriminator_bce(real_logits, fake_logits))
-      scaled = self.discriminator_optimizer.scale_loss(loss)
+      scaled = self.discriminator_optimizer.scale_loss(per_replica(loss))
     variables = self.discriminator.trainable_variables
     self.discriminator_optimizer.apply(tape.gradient(scaled, variables), variables)
     return loss
@@ -148,7 +172,12 @@ class CMRI2SpecTrainer(keras.Model):
     error = tf.reshape(real - fake, [tf.shape(real)[0], -1])
     self.eval_trackers[0].update_state(tf.reduce_mean(tf.abs(error), axis=1))
     self.eval_trackers[1].update_state(tf.reduce_mean(tf.square(error), axis=1))
-    return {t.name: t.result() for t in self.eval_trackers}
+    return distribute.step_logs(self.eval_trackers)
+
+
+def per_replica(loss):
+  """The share of a global-batch mean loss whose gradient one replica contributes to the sum."""
+  return loss / tf.cast(distribute.replica_position()[1], loss.dtype)
 
 
 class Lip2AudSpecTrainer(CMRI2SpecTrainer):
