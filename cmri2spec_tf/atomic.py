@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+
+# ".<final name>.<8 random characters>.tmp<suffix>", as atomic_path names its temporaries
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp")
 
 
 @contextlib.contextmanager
@@ -36,3 +40,16 @@ def write_bytes(path: str, data: bytes) -> None:
 
 def write_text(path: str, text: str) -> None:
   write_bytes(path, text.encode("utf-8"))
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+  """Deletes the temporaries a killed writer left in folder; returns their names.
+
+  Call it when a run starts, before anything writes there.
+  """
+  if not os.path.isdir(folder):
+    return []
+  stale = [n for n in os.listdir(folder) if _TEMPORARY.match(n)]
+  for name in stale:
+    os.remove(os.path.join(folder, name))
+  return stale

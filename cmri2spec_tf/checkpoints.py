@@ -60,6 +60,14 @@ def restore_latest(model: keras.Model, model_dir: str) -> int:
   return 0
 
 
+def remove_stale_temporaries(model_dir: str) -> None:
+  """Deletes the temporaries of writes a kill interrupted (the finished files are intact).
+  Only for the process that writes model_dir, when it starts."""
+  for folder in (model_dir, checkpoint_dir(model_dir)):
+    for name in atomic.remove_stale_temporaries(folder):
+      logging.warning("removed %s, left in %s by a write that was killed", name, folder)
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
   """Saves every epoch atomically and keeps the weights with the best held-out L1 (`val_l1`)."""
 

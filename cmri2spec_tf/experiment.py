@@ -98,6 +98,7 @@ def run(config: TrainConfig) -> dict:
   resume_dir = config.model_dir
   config = dataclasses.replace(config, model_dir=distribute.write_dir(config.model_dir, strategy))
   os.makedirs(config.model_dir, exist_ok=True)
+  checkpoints.remove_stale_temporaries(config.model_dir)
   keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
