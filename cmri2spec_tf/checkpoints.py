@@ -32,6 +32,21 @@ def save_weights(model: keras.Model, path: str) -> None:
     model.save_weights(tmp)
 
 
+class UnreadableWeights(OSError):
+  """A weights file that exists but cannot be loaded (truncated, corrupt, another model's)."""
+
+
+def load_weights(model: keras.Model, path: str) -> None:
+  """model.load_weights with an error that names the file and says what to do."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: weights file not found")
+  try:
+    model.load_weights(path)
+  except Exception as e:  # h5py, Keras and shape errors alike
+    raise UnreadableWeights(f"{path}: unreadable weights file ({type(e).__name__}: {e}); "
+                            "train again or pick other weights (--weights=last|best)") from e
+
+
 def read_json(path: str):
   try:
     with open(path) as f:

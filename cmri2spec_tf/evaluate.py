@@ -30,7 +30,7 @@ def main(argv):
   except DatasetProblems as e:
     print(f"cannot evaluate on this dataset:\n{e}", file=sys.stderr)
     sys.exit(1)
-  except FileNotFoundError as e:
+  except OSError as e:  # missing or unreadable files of the run
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
   print(evaluation.format_report(report))

@@ -136,7 +136,7 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   keras.config.set_dtype_policy(config.precision)
   model = experiment.build_model(config)
   weights_path, epoch = weights_file(model_dir, weights)
-  model.load_weights(weights_path)
+  checkpoints.load_weights(model, weights_path)
   translator = model.inference_model()
   predictions = {config.model: predict_recordings(translator, heldout)}
   predictions |= baseline_predictions(train, heldout)

@@ -38,16 +38,21 @@ def load_translator(model_dir: str, weights: str = "best"):
   """(float32 inference model with the run's weights, SpecParams, config) of a training run."""
   import keras
 
-  from cmri2spec_tf import evaluation, experiment
+  from cmri2spec_tf import checkpoints, evaluation, experiment
   from cmri2spec_tf.data.spectrogram import SpecParams
 
   config = experiment.load_config(model_dir)
-  with open(os.path.join(model_dir, SPEC_PARAMS_ASSET)) as f:
-    params = SpecParams.from_json(f.read())
+  params_path = os.path.join(model_dir, SPEC_PARAMS_ASSET)
+  try:
+    with open(params_path) as f:
+      params = SpecParams.from_json(f.read())
+  except (OSError, ValueError, TypeError, KeyError) as e:
+    raise FileNotFoundError(f"{params_path}: missing or unreadable ({e}); is {model_dir} a "
+                            "training run's model_dir?") from e
   weights_path, _ = evaluation.weights_file(model_dir, weights)
   keras.config.set_dtype_policy(config.precision)
   trained = experiment.build_model(config)
-  trained.load_weights(weights_path)
+  checkpoints.load_weights(trained, weights_path)
   keras.config.set_dtype_policy("float32")
   translator = experiment.build_model(config).inference_model()
   translator.set_weights(trained.inference_model().get_weights())
@@ -118,7 +123,7 @@ def main(argv):
   FLAGS = flags.FLAGS
   try:
     path = export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.weights)
-  except (FileExistsError, FileNotFoundError) as e:
+  except OSError as e:  # an existing version, missing or unreadable files of the run
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
   print(f"exported the translator of {FLAGS.model_dir} to {path}\n"

@@ -136,7 +136,7 @@ def main(argv):
   except DatasetProblems as e:
     print(f"cannot read the MRI input; nothing written:\n{e}", file=sys.stderr)
     sys.exit(1)
-  except FileNotFoundError as e:
+  except OSError as e:  # missing or unreadable files of the run
     print(f"error: {e}; nothing written", file=sys.stderr)
     sys.exit(1)
   for prefix in prefixes:

@@ -110,12 +110,45 @@ def _break(root, case):
   if case == "absolute_path":
     manifest.write_text(HEADER + _row("S01", audio="/etc/passwd") + _row("S04", "asouk"))
     return manifest, "is absolute"
+  if case == "huge_matrix":  # crafted headers: 65535 x 65535 pixels per frame
+    for name in os.listdir(mri):
+      ds = pydicom.dcmread(mri / name)
+      ds.Rows = ds.Columns = 65535
+      ds.save_as(mri / name)
+    return mri, "implausible image size"
+  if case == "pixel_data_mismatch":  # fewer pixel bytes than Rows x Columns say
+    victim = _first_dicom(root)
+    ds = pydicom.dcmread(victim)
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 3]
+    ds.save_as(victim)
+    return victim, "cannot decode pixel data"
+  if case == "truncated_dicom":
+    victim = _first_dicom(root)
+    os.truncate(victim, os.path.getsize(victim) // 2)
+    return victim, "cannot decode pixel data"
+  if case == "wav_header_lies":  # the fmt chunk claims a sample rate of 0
+    data = bytearray(wav.read_bytes())
+    fmt = data.find(b"fmt ")
+    data[fmt + 12:fmt + 16] = (0).to_bytes(4, "little")
+    wav.write_bytes(bytes(data))
+    return wav, "unreadable audio"
+  if case == "symlink_loop":
+    shutil.rmtree(mri)
+    os.symlink(mri.parent / "loop", mri)
+    os.symlink(mri, mri.parent / "loop")
+    return mri, "symbolic link loop"
+  if case == "symlink_escaping":  # a link inside the folder that points outside it
+    wav.unlink()
+    os.symlink("/etc/hostname", wav)
+    return manifest, "outside the dataset folder"
   raise ValueError(case)
 
 
 CASES = ["missing_mri", "missing_audio", "unreadable_audio", "unreadable_dicom", "no_pixel_data",
          "mixed_series", "one_frame", "silent", "clipped", "nan", "short", "duplicate_subject",
-         "unknown_column", "missing_column", "no_manifest", "escaping_path", "absolute_path"]
+         "unknown_column", "missing_column", "no_manifest", "escaping_path", "absolute_path",
+         "huge_matrix", "pixel_data_mismatch", "truncated_dicom", "wav_header_lies",
+         "symlink_loop", "symlink_escaping"]
 
 
 @pytest.mark.parametrize("case", CASES)

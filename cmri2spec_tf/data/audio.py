@@ -13,14 +13,13 @@ import librosa
 import numpy as np
 import soundfile
 
-from cmri2spec_tf.data.problems import DataError
+from cmri2spec_tf.data.problems import DataError, not_found
 
 SAMPLE_RATE = 22050
 WINDOW_SAMPLES = 21000  # the paper's crop length (Sec. 3.2)
 SILENCE_PEAK = 1e-4  # peak |x| below this (-80 dBFS) is silence
 CLIP_LEVEL = 0.999  # |x| at or above this is a clipped sample ...
 CLIP_SHARE = 0.001  # ... and more than 0.1 % of them is a clipped recording
-MISSING_AUDIO = "audio file not found"
 DECODERS = ("soundfile", "tfio")
 
 
@@ -52,7 +51,7 @@ def read_audio(path: str | os.PathLike, decoder: str = "soundfile") -> Audio:
   if decoder not in DECODERS:
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
   if not os.path.isfile(path):
-    raise DataError(path, MISSING_AUDIO)
+    raise not_found(path, "audio file")
   try:
     subtype = soundfile.info(path).subtype
     if decoder == "soundfile":

@@ -18,7 +18,7 @@ from cmri2spec_tf.data import cache as cache_lib
 from cmri2spec_tf.data import dicom
 from cmri2spec_tf.data import manifest as manifest_lib
 from cmri2spec_tf.data import spectrogram
-from cmri2spec_tf.data.problems import DataError, DatasetProblems, Problem
+from cmri2spec_tf.data.problems import DataError, DatasetProblems, Problem, not_found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,9 +104,9 @@ def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Spe
 def _cached_record(record, params, cache_dir):
   # Same messages as the readers give, before hashing needs the files.
   if not os.path.exists(record.mri):
-    raise DataError(record.mri, dicom.MISSING_SERIES)
+    raise not_found(record.mri, "MRI series")
   if not os.path.isfile(record.audio):
-    raise DataError(record.audio, audio_lib.MISSING_AUDIO)
+    raise not_found(record.audio, "audio file")
   key = cache_lib.record_key(record.mri, record.audio, params.to_json())
   arrays = cache_lib.load(cache_dir, key)
   if arrays is not None:

@@ -31,7 +31,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
-from cmri2spec_tf.data.problems import DataError
+from cmri2spec_tf.data.problems import DataError, not_found
 
 N_FRAMES = 26
 MATRIX = 128
@@ -42,7 +42,6 @@ MAX_TOTAL_PIXELS = 2**31 // 8  # ~2 GiB as float64
 
 _SINGLE_FRAME_ORDER_TAGS = ("TriggerTime", "InstanceNumber", "AcquisitionTime")
 _IGNORED_FILE_NAMES = {"DICOMDIR", "Thumbs.db"}
-MISSING_SERIES = "MRI series not found (no such file or folder)"
 DECODERS = ("pydicom", "tfio")
 
 
@@ -81,7 +80,7 @@ def read_cine(path: str | os.PathLike, decoder: str = "pydicom") -> Cine:
     raw, spacing, ordered_by = _read_multiframe(path, _read_dataset(path), decoder)
     n_files = 1
   else:
-    raise DataError(path, MISSING_SERIES)
+    raise not_found(path, "MRI series")
   if raw.shape[0] < 2:
     raise DataError(path, f"a cine series needs at least 2 frames, found {raw.shape[0]}")
   info = CineInfo(frames=raw.shape[0], rows=raw.shape[1], columns=raw.shape[2],

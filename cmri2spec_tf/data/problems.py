@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 
 
@@ -33,3 +34,17 @@ class DatasetProblems(ValueError):
     lines = [f"dataset has {len(self.problems)} problem(s):"]
     lines += [f"  - {p}" for p in self.problems]
     super().__init__("\n".join(lines))
+
+
+def not_found(path: str | os.PathLike, what: str) -> DataError:
+  """The error for a file or folder that cannot be opened: missing, a dangling symbolic link, or
+  a symbolic link loop."""
+  path = os.fspath(path)
+  reason = "no such file or folder"
+  if os.path.islink(path):
+    try:
+      os.stat(path)
+    except OSError as e:
+      reason = ("a symbolic link loop" if e.errno == errno.ELOOP
+                else f"a symbolic link to {os.readlink(path)!r}, which does not exist")
+  return DataError(path, f"{what} not found ({reason})")
