@@ -1,16 +1,17 @@
 """Performance figures, one JSON line each: {"metric": NAME, "value": NUMBER, "unit": UNIT}.
 
-  python -m cmri2spec_tf.bench [--precision=float32] [--batch=8] [--jit] [--steps=6]
+  python -m cmri2spec_tf.bench [--precision=float32] [--batch=8] [--jit] [--steps=6] [--rounds=3]
 
   machine                    CPU model, cores, GPU, TensorFlow version (value is text)
   train_samples_per_s        the real trainer's `fit` (Keras, metrics, tf.data, both updates) on
-                             synthetic pairs; samples = 2 x batch per step; warm-up excluded
+                             synthetic pairs; samples = 2 x batch per step; warm-up excluded;
+                             best of --rounds rounds alternating with the bare step
   bare_step_samples_per_s    the reference: one tf.function doing the same math (same models,
                              losses and two Adam updates), no Keras fit machinery
   train_vs_bare              their ratio (target >= 0.9)
   pipeline_examples_per_s    the real cache -> tf.data pairs pipeline, examples = 2 x batch
   pipeline_vs_train          pipeline / train throughput (target >= 10: never the bottleneck)
-  infer_ms_batch1, infer_ms_batch8   Keras translator (w = mu), ms per call
+  infer_ms_batch1, infer_ms_batch8   Keras translator (w = mu), median ms per predict_on_batch
   savedmodel_infer_ms_batch1 the exported SavedModel's serving_default, ms per call
   peak_rss_mb                the process's peak resident memory
 
@@ -46,7 +47,10 @@ def define_flags():
                     "Keras dtype policy.")
   flags.DEFINE_integer("batch", 8, "Pairs per training step (2x examples).", lower_bound=1)
   flags.DEFINE_bool("jit", False, "XLA-compile the train step (jit_compile).")
-  flags.DEFINE_integer("steps", 6, "Timed training steps (after 2 warm-up steps).", lower_bound=1)
+  flags.DEFINE_integer("steps", 6, "Timed training steps per round (after 2 warm-up steps).",
+                       lower_bound=1)
+  flags.DEFINE_integer("rounds", 3, "Rounds alternating the trainer and the bare step; the best "
+                       "of each is reported.", lower_bound=1)
   flags.DEFINE_integer("repeats", 20, "Timed inference calls.", lower_bound=1)
 
 
@@ -90,19 +94,25 @@ class StepClock(keras.callbacks.Callback):
     self.stopped = time.perf_counter()
 
 
-def trainer_samples_per_s(batch: int, steps: int, jit: bool) -> float:
-  """The real trainer's fit on repeated synthetic pairs."""
+def trainer_step_timer(batch: int, steps: int, jit: bool):
+  """A function timing `steps` batches of the real trainer's fit on repeated synthetic pairs
+  (2 warm-up batches per call excluded); returns samples/s."""
   warmup = 2
   trainer = build_trainer()
   trainer.jit_compile = jit
   pairs = tf.data.Dataset.from_tensors(synthetic_batch(batch)).repeat(warmup + steps)
-  clock = StepClock(warmup)
-  trainer.fit(pairs, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
-  return 2 * batch * steps / (clock.stopped - clock.started)
+
+  def timed() -> float:
+    clock = StepClock(warmup)
+    trainer.fit(pairs, epochs=1, verbose=0, shuffle=False, callbacks=[clock])
+    return 2 * batch * steps / (clock.stopped - clock.started)
+
+  return timed
 
 
-def bare_step_samples_per_s(batch: int, steps: int, jit: bool) -> float:
-  """The reference: the same objective as one plain tf.function (eqs. 1-6), no Keras fit."""
+def bare_step_timer(batch: int, steps: int, jit: bool):
+  """The reference: the same objective as one plain tf.function (eqs. 1-6), no Keras fit.
+  Returns a function timing `steps` steps (after 2 warm-up steps); samples/s."""
   encoder, decoder, discriminator = build_encoder(), build_decoder(), build_discriminator()
   translator_vars = encoder.trainable_variables + decoder.trainable_variables
   opt_t, opt_d = keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-4, beta_1=0.5)
@@ -139,13 +149,27 @@ def bare_step_samples_per_s(batch: int, steps: int, jit: bool) -> float:
     return total, d_loss
 
   data = {k: tf.constant(v) for k, v in synthetic_batch(batch).items()}
-  for _ in range(2):
-    step(data)[0].numpy()
-  start = time.perf_counter()
-  for _ in range(steps):
-    result = step(data)
-  result[0].numpy()
-  return 2 * batch * steps / (time.perf_counter() - start)
+
+  def timed() -> float:
+    for _ in range(2):
+      step(data)[0].numpy()
+    start = time.perf_counter()
+    for _ in range(steps):
+      result = step(data)
+    result[0].numpy()
+    return 2 * batch * steps / (time.perf_counter() - start)
+
+  return timed
+
+
+def best_of_interleaved(timers: dict, rounds: int) -> dict:
+  """Each timer's best result over `rounds` rounds that alternate between them, so that a
+  slow spell of a shared machine does not land on one side only (noise only slows things)."""
+  best = {name: 0.0 for name in timers}
+  for _ in range(rounds):
+    for name, timed in timers.items():
+      best[name] = max(best[name], timed())
+  return best
 
 
 def pipeline_examples_per_s(batch: int, n_batches: int = 200) -> float:
@@ -165,12 +189,15 @@ def pipeline_examples_per_s(batch: int, n_batches: int = 200) -> float:
 
 
 def _ms_per_call(fn, x, repeats: int) -> float:
+  """Median wall time of `repeats` calls (fn must return host values), 3 warm-up calls first."""
   for _ in range(3):
     fn(x)
-  start = time.perf_counter()
+  times = []
   for _ in range(repeats):
+    start = time.perf_counter()
     fn(x)
-  return (time.perf_counter() - start) / repeats * 1000
+    times.append(time.perf_counter() - start)
+  return float(np.median(times)) * 1000
 
 
 def inference_ms(repeats: int) -> dict:
@@ -208,9 +235,11 @@ def main(argv):
   keras.config.set_dtype_policy(FLAGS.precision)
   emit("machine", machine_description(), "text")
   emit("precision", FLAGS.precision + (" + XLA" if FLAGS.jit else ""), "text")
-  train = trainer_samples_per_s(FLAGS.batch, FLAGS.steps, FLAGS.jit)
+  speeds = best_of_interleaved(
+      {"train": trainer_step_timer(FLAGS.batch, FLAGS.steps, FLAGS.jit),
+       "bare": bare_step_timer(FLAGS.batch, FLAGS.steps, FLAGS.jit)}, FLAGS.rounds)
+  train, bare = speeds["train"], speeds["bare"]
   emit("train_samples_per_s", round(train, 2), "samples/s")
-  bare = bare_step_samples_per_s(FLAGS.batch, FLAGS.steps, FLAGS.jit)
   emit("bare_step_samples_per_s", round(bare, 2), "samples/s")
   emit("train_vs_bare", round(train / bare, 3), "ratio")
   pipeline = pipeline_examples_per_s(FLAGS.batch)
