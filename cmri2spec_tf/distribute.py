@@ -13,7 +13,6 @@ chief's checkpoints, so model_dir must be on a filesystem every worker sees.
 
 from __future__ import annotations
 
-import json
 import os
 
 import tensorflow as tf
@@ -45,30 +44,18 @@ def check_batch_size(strategy: tf.distribute.Strategy, batch_size: int) -> None:
                      f"a multiple of the {replicas} replicas")
 
 
-def task() -> tuple[str | None, int]:
-  """(task type, index) of this process in TF_CONFIG; (None, 0) outside a cluster."""
-  config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-  mine = config.get("task") or {}
-  return mine.get("type"), int(mine.get("index", 0))
-
-
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-  """Whether this process writes the run's model_dir."""
-  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    return True
-  task_type, index = task()
-  cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-  if "chief" in cluster:
-    return task_type == "chief"
-  return task_type in (None, "worker") and index == 0
+  """Whether this process writes the run's model_dir (the strategy's own answer: always outside
+  a cluster; the `chief` task, or worker 0 when there is none, in a multi-worker run)."""
+  return strategy.extended.should_checkpoint
 
 
 def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
   """Where this process writes: model_dir for the chief, a folder of its own for the others."""
   if is_chief(strategy):
     return model_dir
-  task_type, index = task()
-  return os.path.join(model_dir, "workers", f"{task_type}_{index}")
+  resolver = strategy.cluster_resolver
+  return os.path.join(model_dir, "workers", f"{resolver.task_type}_{resolver.task_id}")
 
 
 def replica_position() -> tuple[tf.Tensor, int]:
