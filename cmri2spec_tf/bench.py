@@ -12,7 +12,12 @@
   pipeline_examples_per_s    the real cache -> tf.data pairs pipeline, examples = 2 x batch
   pipeline_vs_train          pipeline / train throughput (target >= 10: never the bottleneck)
   infer_ms_batch1, infer_ms_batch8   Keras translator (w = mu), median ms per predict_on_batch
-  savedmodel_infer_ms_batch1 the exported SavedModel's serving_default, ms per call
+  savedmodel_infer_ms_batch1 the exported SavedModel's serving_default, median ms per call
+                             (batch-1 calls of both alternate, so neither gets the quiet spells)
+  infer_gflop_batch1         multiply-adds x 2 of one translation (the convolutions)
+  infer_gflop_per_s          infer_gflop_batch1 / infer_ms_batch1
+  matmul_gflop_per_s         a float32 2048 x 2048 matmul here: about the most this machine's
+                             TensorFlow gets from its cores, to read the line above against
   peak_rss_mb                the process's peak resident memory
 
 The same numbers on the same machine are what to compare; see the README's "Performance".
@@ -51,7 +56,7 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("rounds", 3, "Rounds alternating the trainer and the bare step; the best "
                        "of each is reported.", lower_bound=1)
-  flags.DEFINE_integer("repeats", 20, "Timed inference calls.", lower_bound=1)
+  flags.DEFINE_integer("repeats", 40, "Timed inference calls.", lower_bound=1)
 
 
 def emit(metric: str, value, unit: str) -> None:
@@ -98,8 +103,7 @@ def trainer_step_timer(batch: int, steps: int, jit: bool):
   """A function timing `steps` batches of the real trainer's fit on repeated synthetic pairs
   (2 warm-up batches per call excluded); returns samples/s."""
   warmup = 2
-  trainer = build_trainer()
-  trainer.jit_compile = jit
+  trainer = build_trainer(jit="on" if jit else "off")
   pairs = tf.data.Dataset.from_tensors(synthetic_batch(batch)).repeat(warmup + steps)
 
   def timed() -> float:
@@ -188,24 +192,57 @@ def pipeline_examples_per_s(batch: int, n_batches: int = 200) -> float:
     return 2 * batch * n_batches / (time.perf_counter() - start)
 
 
-def _ms_per_call(fn, x, repeats: int) -> float:
-  """Median wall time of `repeats` calls (fn must return host values), 3 warm-up calls first."""
-  for _ in range(3):
-    fn(x)
-  times = []
+def _median_ms(functions: dict, repeats: int) -> dict:
+  """Median wall time (ms) of each function over `repeats` alternating calls, after 3 warm-up
+  calls each; every function must return host values."""
+  for fn in functions.values():
+    for _ in range(3):
+      fn()
+  times = {name: [] for name in functions}
   for _ in range(repeats):
-    start = time.perf_counter()
-    fn(x)
-    times.append(time.perf_counter() - start)
-  return float(np.median(times)) * 1000
+    for name, fn in functions.items():
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  return {name: float(np.median(t)) * 1000 for name, t in times.items()}
+
+
+def conv_gflop(model: keras.Model) -> float:
+  """Multiply-adds x 2 of the model's convolutions for one input (batch 1), in GFLOP."""
+  flops = 0
+  for layer in model.layers:
+    if isinstance(layer, keras.Model):
+      flops += conv_gflop(layer) * 1e9 / 2
+    elif isinstance(layer, keras.layers.Conv2DTranspose):  # each input pixel writes a kernel patch
+      in_shape = layer.input.shape
+      flops += np.prod(in_shape[1:]) * np.prod(layer.kernel_size) * layer.filters
+    elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv3D)):
+      out_shape = layer.output.shape
+      flops += (np.prod(out_shape[1:]) * np.prod(layer.kernel_size) * layer.input.shape[-1])
+  return 2 * float(flops) / 1e9
+
+
+def matmul_gflop_per_s(n: int = 2048) -> float:
+  """Best of 5 float32 n x n matmuls (an idea of the cores' peak under TensorFlow)."""
+  a = tf.random.uniform([n, n])
+  product = tf.function(lambda a: tf.reduce_sum(tf.matmul(a, a)))
+  product(a).numpy()
+  best = min(_timed(lambda: product(a).numpy()) for _ in range(5))
+  return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
 
 
 def inference_ms(repeats: int) -> dict:
   """Keras translator at batch 1 and 8, and the same weights as an exported SavedModel."""
   translator = build_trainer(gan=False).inference_model()
   x1, x8 = (np.random.default_rng(0).random((n, 26, 128, 128, 1), np.float32) for n in (1, 8))
-  figures = {"infer_ms_batch1": _ms_per_call(translator.predict_on_batch, x1, repeats),
-             "infer_ms_batch8": _ms_per_call(translator.predict_on_batch, x8, max(3, repeats // 4))}
+  figures = _median_ms({"infer_ms_batch8": lambda: translator.predict_on_batch(x8)},
+                       max(3, repeats // 4))
   with tempfile.TemporaryDirectory() as tmp:
     params_path = os.path.join(tmp, export.SPEC_PARAMS_ASSET)
     with open(params_path, "w") as f:
@@ -215,8 +252,12 @@ def inference_ms(repeats: int) -> dict:
         "serving_default": module.spectrogram})
     serving = tf.saved_model.load(os.path.join(tmp, "sm")).signatures["serving_default"]
     x1_tensor = tf.constant(x1)
-    figures["savedmodel_infer_ms_batch1"] = _ms_per_call(
-        lambda x: serving(mri=x)["spectrogram"].numpy(), x1_tensor, repeats)
+    figures.update(_median_ms(
+        {"infer_ms_batch1": lambda: translator.predict_on_batch(x1),
+         "savedmodel_infer_ms_batch1": lambda: serving(mri=x1_tensor)["spectrogram"].numpy()},
+        repeats))
+  figures["infer_gflop_batch1"] = conv_gflop(translator)
+  figures["infer_gflop_per_s"] = figures["infer_gflop_batch1"] / figures["infer_ms_batch1"] * 1000
   return figures
 
 
@@ -245,8 +286,10 @@ def main(argv):
   pipeline = pipeline_examples_per_s(FLAGS.batch)
   emit("pipeline_examples_per_s", round(pipeline, 1), "examples/s")
   emit("pipeline_vs_train", round(pipeline / train, 1), "ratio")
+  units = {"infer_gflop_batch1": "GFLOP", "infer_gflop_per_s": "GFLOP/s"}
   for name, value in inference_ms(FLAGS.repeats).items():
-    emit(name, round(value, 2), "ms")
+    emit(name, round(value, 2), units.get(name, "ms"))
+  emit("matmul_gflop_per_s", round(matmul_gflop_per_s(), 1), "GFLOP/s")
   emit("peak_rss_mb", round(peak_rss_mb(), 1), "MB")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -42,6 +43,7 @@ class TrainConfig:
   model: str = "cmri2spec"
   precision: str = "float32"
   strategy: str = "default"
+  jit: str = "auto"
   pair_disentangle: bool = True
   gan: bool = True
   beta: float = 0.5
@@ -103,6 +105,10 @@ def run(config: TrainConfig) -> dict:
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   keras.config.set_dtype_policy(config.precision)
+  note = slow_precision_note(config.precision, bool(tf.config.list_physical_devices("GPU")),
+                             cpu_flags())
+  if note:
+    print(f"warning: {note}", file=sys.stderr)
   ensure_data(config)
   data = dataset_lib.load_dataset(config.data_dir, SpecParams(), config.cache_dir,
                                   verbose=config.verbose > 0)
@@ -144,6 +150,29 @@ def run(config: TrainConfig) -> dict:
   return summary
 
 
+def cpu_flags() -> set[str]:
+  """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+  except (OSError, StopIteration):
+    return set()
+
+
+def slow_precision_note(precision: str, has_gpu: bool, flags: set[str]) -> str | None:
+  """Why a mixed policy will be slower than float32 on this machine, or None (README:
+  Performance has the measurements)."""
+  if has_gpu or precision == "float32":
+    return None
+  if precision == "mixed_float16":
+    return ("mixed_float16 without a GPU: TensorFlow has no fast float16 convolutions on CPUs, "
+            "so this runs many times slower than --precision=float32 (it is meant for GPUs)")
+  if "amx_bf16" not in flags:
+    return ("mixed_bfloat16 on a CPU without AMX: we measured training 1.7x and inference 2x "
+            "slower than --precision=float32 on such a CPU; prefer float32 here")
+  return None
+
+
 class TrainingDiverged(RuntimeError):
   """The loss became NaN or infinite; nothing of that epoch was saved."""
 
@@ -162,7 +191,7 @@ def build_model(config: TrainConfig):
   """The compiled trainer of the config's method (under the current dtype policy)."""
   return build_trainer(config.pair_disentangle, config.gan, config.beta, config.lam, config.seed,
                        config.translator_lr, config.discriminator_lr, config.adam_beta_1,
-                       model=config.model)
+                       model=config.model, jit=config.jit)
 
 
 def load_config(model_dir: str) -> TrainConfig:

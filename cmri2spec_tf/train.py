@@ -22,7 +22,7 @@ def define_flags(exclude=()):
   """Defines the flags of TrainConfig; `exclude` names those another entry point sets itself."""
   from cmri2spec_tf.distribute import STRATEGIES
   from cmri2spec_tf.experiment import PRECISIONS, TrainConfig
-  from cmri2spec_tf.trainer import MODELS
+  from cmri2spec_tf.trainer import JIT_CHOICES, MODELS
 
   defaults = TrainConfig(data_dir="", model_dir="")
   flags.DEFINE_string("data_dir", None, "Dataset folder (manifest.csv). An empty or missing "
@@ -44,6 +44,9 @@ def define_flags(exclude=()):
   flags.DEFINE_enum("strategy", defaults.strategy, STRATEGIES, "tf.distribute strategy: default "
                     "(one device), mirrored (every local GPU), multi_worker (TF_CONFIG cluster). "
                     "--batch_size is the global batch.")
+  flags.DEFINE_enum("jit", defaults.jit, list(JIT_CHOICES), "XLA-compile the training and "
+                    "validation steps: auto (Keras: on with one GPU; off on CPUs, where it is "
+                    "about 10x slower, under --strategy and with --deterministic), on, off.")
   flags.DEFINE_bool("pair_disentangle", defaults.pair_disentangle, "Pairwise KL on the word "
                     "content (Table 2 'PairDisen').")
   flags.DEFINE_bool("gan", defaults.gan, "Adversarial training (Table 2 'GAN').")
@@ -74,6 +77,11 @@ def define_flags(exclude=()):
   flags.DEFINE_integer("phantom_asouk", defaults.phantom_asouk, "Phantom size on first use.")
   for name in exclude:
     delattr(FLAGS, name)
+  if "jit" not in exclude and "deterministic" not in exclude:
+    flags.register_multi_flags_validator(
+        ["jit", "deterministic"], lambda f: not (f["jit"] == "on" and f["deterministic"]),
+        "--jit=on and --deterministic do not go together (Keras turns XLA off under op "
+        "determinism); drop one")
 
 
 def config_from_flags(**overrides):

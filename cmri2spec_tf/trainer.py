@@ -28,6 +28,7 @@ from cmri2spec_tf.models.lip2audspec import build_lip2audspec
 from cmri2spec_tf.models.translator import OUTPUT_LAYER, build_translator, split_latent
 
 MODELS = ("cmri2spec", "lip2audspec")
+JIT_CHOICES = {"auto": "auto", "on": True, "off": False}  # --jit values -> Keras's jit_compile
 
 
 class CMRI2SpecTrainer(keras.Model):
@@ -211,22 +212,31 @@ class Lip2AudSpecTrainer(CMRI2SpecTrainer):
 
 def build_trainer(pair_disentangle=True, gan=True, beta=0.5, lam=0.5, seed=0,
                   translator_lr=1e-3, discriminator_lr=1e-4, adam_beta_1=0.5,
-                  model="cmri2spec") -> CMRI2SpecTrainer:
+                  model="cmri2spec", jit="auto") -> CMRI2SpecTrainer:
   """Models of Table 1 (or the Lip2AudSpec baseline, which ignores pair_disentangle and gan),
-  compiled with the paper's Adam settings (Sec. 3.2), under the current dtype policy."""
+  compiled with the paper's Adam settings (Sec. 3.2), under the current dtype policy.
+
+  jit: "auto" (Keras's default: XLA on a single GPU, not on CPUs, under tf.distribute or with op
+  determinism), "on" or "off".
+  """
   from cmri2spec_tf.models.discriminator import build_discriminator
   from cmri2spec_tf.models.translator import build_decoder, build_encoder
 
   if model not in MODELS:
     raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+  if jit not in JIT_CHOICES:
+    raise ValueError(f"jit must be one of {tuple(JIT_CHOICES)}, got {jit!r}")
+  jit_compile = JIT_CHOICES[jit]
   if model == "lip2audspec":
     trainer = Lip2AudSpecTrainer(build_lip2audspec(), seed=seed)
-    trainer.compile(keras.optimizers.Adam(translator_lr, beta_1=adam_beta_1))
+    trainer.compile(keras.optimizers.Adam(translator_lr, beta_1=adam_beta_1),
+                    jit_compile=jit_compile)
     return trainer
   trainer = CMRI2SpecTrainer(build_encoder(), build_decoder(),
                              build_discriminator() if gan else None, beta=beta, lam=lam,
                              pair_disentangle=pair_disentangle, seed=seed)
   trainer.compile(
       keras.optimizers.Adam(translator_lr, beta_1=adam_beta_1),
-      keras.optimizers.Adam(discriminator_lr, beta_1=adam_beta_1) if gan else None)
+      keras.optimizers.Adam(discriminator_lr, beta_1=adam_beta_1) if gan else None,
+      jit_compile=jit_compile)
   return trainer

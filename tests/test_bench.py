@@ -9,7 +9,8 @@ from tests.conftest import REPO
 
 FIGURES = {"train_samples_per_s", "bare_step_samples_per_s", "train_vs_bare",
            "pipeline_examples_per_s", "pipeline_vs_train", "infer_ms_batch1", "infer_ms_batch8",
-           "savedmodel_infer_ms_batch1", "peak_rss_mb"}
+           "savedmodel_infer_ms_batch1", "infer_gflop_batch1", "infer_gflop_per_s",
+           "matmul_gflop_per_s", "peak_rss_mb"}
 
 
 def test_bench_prints_every_figure():
@@ -25,3 +26,9 @@ def test_bench_prints_every_figure():
     assert figures[name]["value"] > 0, figures[name]
   ratio = figures["train_samples_per_s"]["value"] / figures["bare_step_samples_per_s"]["value"]
   assert abs(ratio - figures["train_vs_bare"]["value"]) < 0.02
+  # Table 1 by hand: 3x3x3 convolutions at each encoder stage's output size (in x out channels),
+  # then 4x4 transposed convolutions at each decoder stage's input size.
+  encoder = 27 * (26 * 128 * 128 * 1 * 32 + 13 * 64 * 64 * 32 * 32 + 7 * 32 * 32 * 32 * 64
+                  + 4 * 16 * 16 * 64 * 64 + 2 * 8 * 8 * 64 * 128)
+  decoder = 16 * (4 * 4 * 114 * 96 + 8 * 8 * 96 * 24 + 16 * 16 * 24 * 4 + 32 * 32 * 4 * 1)
+  assert figures["infer_gflop_batch1"]["value"] == round(2 * (encoder + decoder) / 1e9, 2)

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import plugin_event_accumulator
 
-from cmri2spec_tf.experiment import weights_fingerprint
+from cmri2spec_tf.experiment import cpu_flags, slow_precision_note, weights_fingerprint
 from cmri2spec_tf.trainer import build_trainer
 from tests.conftest import REPO
 from tests.conftest import smoke_command as _command
@@ -159,6 +159,17 @@ def test_mixed_precision_run_matches_float32_held_out_l1(smoke_run, tmp_path):
   mixed = json.loads((tmp_path / "run" / "summary.json").read_text())["heldout_l1"]
   full = json.loads((run / "summary.json").read_text())["heldout_l1"]
   assert abs(mixed - full) < 0.01, (mixed, full)
+  slow_here = "amx_bf16" not in cpu_flags() and not tf.config.list_physical_devices("GPU")
+  assert ("warning: mixed_bfloat16 on a CPU without AMX" in result.stderr) == slow_here
+
+
+def test_slow_precision_note_names_the_slow_cases():
+  avx512 = {"avx512f", "avx512_bf16"}
+  assert "many times slower" in slow_precision_note("mixed_float16", False, avx512)
+  assert "without AMX" in slow_precision_note("mixed_bfloat16", False, avx512)
+  assert slow_precision_note("mixed_bfloat16", False, avx512 | {"amx_bf16"}) is None
+  assert slow_precision_note("mixed_float16", True, set()) is None
+  assert slow_precision_note("float32", False, set()) is None
 
 
 def test_deterministic_runs_give_bit_identical_weights(smoke_run, tmp_path):
@@ -191,3 +202,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["epoch-0001.weights.h5",
                                                                   "state.json"]
   assert (tmp_path / "run" / "checkpoints" / "epoch-0001.weights.h5").read_bytes() == good
+
+
+def test_jit_on_with_deterministic_is_refused_before_anything_is_written(tmp_path):
+  result = subprocess.run(_command(tmp_path, "--jit=on"), cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 1
+  assert "--jit=on and --deterministic do not go together" in result.stderr
+  assert not os.listdir(tmp_path)
