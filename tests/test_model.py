@@ -249,10 +249,14 @@ def test_xla_steps_match_the_graph_steps():
     history = trainer.fit(pairs, epochs=1, verbose=0, shuffle=False).history
     history.update(trainer.evaluate(heldout["mri_a"], heldout["spec_a"], verbose=0,
                                     return_dict=True))
+    # validation's form: every window of a recording per MRI, [B, windows, 64, 64, 1]
+    windows = np.stack([heldout["spec_a"], heldout["spec_b"]], axis=1)
+    history.update({f"recording_{k}": v for k, v in trainer.evaluate(
+        heldout["mri_a"], windows, verbose=0, return_dict=True).items()})
     histories.append(history)
     weights = [w for network in trainer.networks for w in network.get_weights()]
     updates.append(np.concatenate([(w - w0).ravel() for w, w0 in zip(weights, start)]))
-  for key in ("l_mse", "l_kl", "l_t", "l_dis", "l1", "mse"):
+  for key in ("l_mse", "l_kl", "l_t", "l_dis", "l1", "mse", "recording_l1", "recording_mse"):
     np.testing.assert_allclose(np.ravel(histories[1][key]), np.ravel(histories[0][key]),
                                rtol=1e-4, err_msg=key)
   assert np.abs(updates[0]).max() > 1e-3  # three Adam steps moved the weights
