@@ -9,6 +9,10 @@
   bare_step_samples_per_s    the reference: one tf.function doing the same math (same models,
                              losses and two Adam updates), no Keras fit machinery
   train_vs_bare              their ratio (target >= 0.9)
+  paper_fold_hours           one training run of the paper's protocol (configs/paper.cfg: 62
+                             training subjects x 100 windows = 6,200 pairs per epoch, 30
+                             epochs: 372,000 samples) at train_samples_per_s, validation aside;
+                             Table 2 in full is 945 such runs (5 rows x 63 folds x 3 seeds)
   pipeline_examples_per_s    the real cache -> tf.data pairs pipeline, examples = 2 x batch
   pipeline_vs_train          pipeline / train throughput (target >= 10: never the bottleneck)
   infer_ms_batch1, infer_ms_batch8   Keras translator (w = mu), median ms per predict_on_batch
@@ -45,6 +49,11 @@ from cmri2spec_tf.models.translator import build_decoder, build_encoder, split_l
 from cmri2spec_tf.trainer import build_trainer
 
 FLAGS = flags.FLAGS
+
+# configs/paper.cfg's run (tests/test_bench.py checks they agree): leave-one-subject-out over 63
+# subjects with 100 windows each, every training example once per epoch as a pair's first member.
+PAPER_TRAINING_SUBJECTS, PAPER_EPOCHS = 62, 30
+PAPER_WINDOWS = SpecParams().windows_per_recording  # 100
 
 
 def define_flags():
@@ -176,6 +185,11 @@ def best_of_interleaved(timers: dict, rounds: int) -> dict:
   return best
 
 
+def paper_fold_seconds(samples_per_s: float) -> float:
+  """Training time of one configs/paper.cfg run: 2 samples (MRI sequences) per pair."""
+  return 2 * PAPER_TRAINING_SUBJECTS * PAPER_WINDOWS * PAPER_EPOCHS / samples_per_s
+
+
 def pipeline_examples_per_s(batch: int, n_batches: int = 200) -> float:
   """The real path: phantom files -> cache -> ArrayDataset -> pairs_dataset batches."""
   with tempfile.TemporaryDirectory() as tmp:
@@ -283,6 +297,7 @@ def main(argv):
   emit("train_samples_per_s", round(train, 2), "samples/s")
   emit("bare_step_samples_per_s", round(bare, 2), "samples/s")
   emit("train_vs_bare", round(train / bare, 3), "ratio")
+  emit("paper_fold_hours", round(paper_fold_seconds(train) / 3600, 2), "h")
   pipeline = pipeline_examples_per_s(FLAGS.batch)
   emit("pipeline_examples_per_s", round(pipeline, 1), "examples/s")
   emit("pipeline_vs_train", round(pipeline / train, 1), "ratio")

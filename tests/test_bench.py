@@ -5,9 +5,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
-FIGURES = {"train_samples_per_s", "bare_step_samples_per_s", "train_vs_bare",
+FIGURES = {"train_samples_per_s", "bare_step_samples_per_s", "train_vs_bare", "paper_fold_hours",
            "pipeline_examples_per_s", "pipeline_vs_train", "infer_ms_batch1", "infer_ms_batch8",
            "savedmodel_infer_ms_batch1", "infer_gflop_batch1", "infer_gflop_per_s",
            "matmul_gflop_per_s", "peak_rss_mb"}
@@ -32,3 +34,15 @@ def test_bench_prints_every_figure():
                   + 4 * 16 * 16 * 64 * 64 + 2 * 8 * 8 * 64 * 128)
   decoder = 16 * (4 * 4 * 114 * 96 + 8 * 8 * 96 * 24 + 16 * 16 * 24 * 4 + 32 * 32 * 4 * 1)
   assert figures["infer_gflop_batch1"]["value"] == round(2 * (encoder + decoder) / 1e9, 2)
+  hours = 2 * 62 * 100 * 30 / figures["train_samples_per_s"]["value"] / 3600
+  assert figures["paper_fold_hours"]["value"] == pytest.approx(hours, rel=0.01)
+
+
+def test_paper_projection_uses_the_paper_config():
+  from cmri2spec_tf import bench
+
+  with open(f"{REPO}/configs/paper.cfg") as f:
+    flags = dict(line.strip("-\n").partition("=")[::2] for line in f if line.startswith("--"))
+  assert int(flags["epochs"]) == bench.PAPER_EPOCHS and flags["split"] == "loso"
+  assert int(flags["phantom_ageese"]) + int(flags["phantom_asouk"]) == bench.PAPER_TRAINING_SUBJECTS + 1
+  assert "pairs_per_epoch" not in flags  # every training example once per epoch
