@@ -263,3 +263,33 @@ def test_xla_steps_match_the_graph_steps():
   assert np.corrcoef(updates[0], updates[1])[0, 1] > 0.999
   with pytest.raises(ValueError, match="jit must be one of"):
     build_trainer(jit="yes")
+
+
+def test_mixed_float16_xla_step_matches_float32(policy):
+  """What one GPU runs by default (mixed_float16 with Keras's automatic XLA, loss-scaled
+  optimizers) compiles, computes the float32 step's losses to float16 accuracy (same weights,
+  zero noise in both, as in test_xla_steps_match_the_graph_steps), and then trains: at Keras's
+  initial loss scale (2^15) the first steps' float16 gradients overflow and are skipped while
+  the scale halves (so only the first step is compared), then the weights move.
+  XLA's float16 convolutions on a CPU take seconds, unlike TensorFlow's own (minutes)."""
+  reference = build_trainer()
+  policy("mixed_float16")
+  xla16 = build_trainer(jit="on")
+  assert xla16.jit_compile is True
+  assert isinstance(xla16.translator_optimizer, keras.optimizers.LossScaleOptimizer)
+  for target, source in zip(xla16.networks, reference.networks):
+    target.set_weights(source.get_weights())
+  start = [w.copy() for w in xla16.encoder.get_weights()]
+  one_step = tf.data.Dataset.from_tensors(_random_pairs(n_pairs=1))
+  histories = []
+  for trainer in (reference, xla16):
+    trainer.latent_noise = tf.zeros_like
+    histories.append(trainer.fit(one_step, epochs=1, verbose=0, shuffle=False).history)
+  for key in ("l_mse", "l_kl", "l_t", "l_dis"):
+    np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=0.01, atol=1e-3,
+                               err_msg=key)
+  history = xla16.fit(one_step.repeat(8), epochs=1, verbose=0, shuffle=False).history
+  assert all(np.isfinite(history[key]).all() for key in history), history
+  assert float(xla16.translator_optimizer.dynamic_scale) < 2.0 ** 15
+  moved = max(np.abs(w - w0).max() for w, w0 in zip(xla16.encoder.get_weights(), start))
+  assert 1e-4 < moved < 0.1, moved
