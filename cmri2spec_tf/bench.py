@@ -223,17 +223,19 @@ def _median_ms(functions: dict, repeats: int) -> dict:
 
 def conv_gflop(model: keras.Model) -> float:
   """Multiply-adds x 2 of the model's convolutions for one input (batch 1), in GFLOP."""
-  flops = 0
+  return 2 * _conv_multiply_adds(model) / 1e9
+
+
+def _conv_multiply_adds(model: keras.Model) -> int:
+  total = 0
   for layer in model.layers:
-    if isinstance(layer, keras.Model):
-      flops += conv_gflop(layer) * 1e9 / 2
+    if isinstance(layer, keras.Model):  # the encoder and decoder inside the translator
+      total += _conv_multiply_adds(layer)
     elif isinstance(layer, keras.layers.Conv2DTranspose):  # each input pixel writes a kernel patch
-      in_shape = layer.input.shape
-      flops += np.prod(in_shape[1:]) * np.prod(layer.kernel_size) * layer.filters
+      total += np.prod(layer.input.shape[1:]) * np.prod(layer.kernel_size) * layer.filters
     elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv3D)):
-      out_shape = layer.output.shape
-      flops += (np.prod(out_shape[1:]) * np.prod(layer.kernel_size) * layer.input.shape[-1])
-  return 2 * float(flops) / 1e9
+      total += np.prod(layer.output.shape[1:]) * np.prod(layer.kernel_size) * layer.input.shape[-1]
+  return int(total)
 
 
 def matmul_gflop_per_s(n: int = 2048) -> float:
