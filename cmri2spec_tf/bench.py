@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from cmri2spec_tf import export, losses
+from cmri2spec_tf import experiment, export, losses
 from cmri2spec_tf.data import dataset, pairs, phantom
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.models.discriminator import build_discriminator
@@ -57,8 +57,7 @@ PAPER_WINDOWS = SpecParams().windows_per_recording  # 100
 
 
 def define_flags():
-  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
-                    "Keras dtype policy.")
+  flags.DEFINE_enum("precision", "float32", experiment.PRECISIONS, "Keras dtype policy.")
   flags.DEFINE_integer("batch", 8, "Pairs per training step (2x examples).", lower_bound=1)
   flags.DEFINE_bool("jit", False, "XLA-compile the train step (jit_compile).")
   flags.DEFINE_integer("steps", 6, "Timed training steps per round (after 2 warm-up steps).",
@@ -73,12 +72,7 @@ def emit(metric: str, value, unit: str) -> None:
 
 
 def machine_description() -> str:
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
+  cpu = experiment.cpuinfo("model name") or platform.processor() or platform.machine()
   gpus = tf.config.list_physical_devices("GPU")
   gpu = ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name)
                   for g in gpus) or "no GPU"
@@ -215,9 +209,7 @@ def _median_ms(functions: dict, repeats: int) -> dict:
   times = {name: [] for name in functions}
   for _ in range(repeats):
     for name, fn in functions.items():
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
+      times[name].append(_timed(fn))
   return {name: float(np.median(t)) * 1000 for name, t in times.items()}
 
 

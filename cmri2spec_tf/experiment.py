@@ -150,13 +150,18 @@ def run(config: TrainConfig) -> dict:
   return summary
 
 
-def cpu_flags() -> set[str]:
-  """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+def cpuinfo(field: str) -> str:
+  """The first value of `field` in /proc/cpuinfo ("model name", "flags"); "" where there is none."""
   try:
     with open("/proc/cpuinfo") as f:
-      return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+      return next(line.split(":", 1)[1].strip() for line in f if line.startswith(field))
   except (OSError, StopIteration):
-    return set()
+    return ""
+
+
+def cpu_flags() -> set[str]:
+  """The CPU's feature flags (empty where /proc/cpuinfo has none)."""
+  return set(cpuinfo("flags").split())
 
 
 def slow_precision_note(precision: str, has_gpu: bool, flags: set[str]) -> str | None:

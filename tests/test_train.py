@@ -150,8 +150,9 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
 
 def test_mixed_precision_run_matches_float32_held_out_l1(smoke_run, tmp_path):
   """Same seed and data, mixed_bfloat16 vs float32. (mixed_float16 is the GPU policy; on a CPU
-  its float16 convolutions take minutes per smoke run, so its CPU test is one step:
-  test_model.test_mixed_precision_step_runs_on_cpu.)"""
+  its float16 convolutions take minutes per smoke run, so its CPU tests are single steps:
+  test_model.test_mixed_precision_step_runs_on_cpu and, with XLA,
+  test_model.test_mixed_float16_xla_step_matches_float32.)"""
   run, _ = smoke_run
   result = subprocess.run(_command(tmp_path, "--precision=mixed_bfloat16"), cwd=REPO,
                           capture_output=True, text=True, timeout=600)
