@@ -1,16 +1,24 @@
 """cmri2spec_tf: Keras/TensorFlow implementation of CMRI2SPEC (Liu et al., ICASSP 2022).
 
 Cine MRI sequence of the vocal tract -> mel spectrogram of the speech recorded with it.
+
+  import cmri2spec_tf
+  model = cmri2spec_tf.load("runs/demo")      # a training run's folder or an exported SavedModel
+  spectrogram = model.predict("scans/S01/mri")
+  waveform = model.to_audio(spectrogram)
+
+Importing the package loads no TensorFlow and changes no environment variable; the commands
+(`python -m cmri2spec_tf.train`, ...) set their defaults themselves (cli.py).
 """
 
 __version__ = "0.1.0"
+__all__ = ["load", "Translator", "__version__"]
 
-import os as _os
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) hides our own output.
-# Users can still set TF_CPP_MIN_LOG_LEVEL themselves.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# oneDNN kernels: TensorFlow turns them on by default only on some x86 CPUs. On the 2-core AMD
-# EPYC we develop on they made Conv3D ~10x and a whole training step ~5x faster. Takes effect
-# only when this package is imported before TensorFlow; TF_ENABLE_ONEDNN_OPTS=0 turns it off.
-_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+def __getattr__(name):
+  """`load` and `Translator` come from inference.py, imported (with TensorFlow) on first use."""
+  if name in ("load", "Translator"):
+    from cmri2spec_tf import inference
+
+    return getattr(inference, name)
+  raise AttributeError(f"module 'cmri2spec_tf' has no attribute {name!r}")

@@ -1,4 +1,5 @@
 """Trains and evaluates the rows of the paper's Table 2 over folds and seeds; writes the table.
+The work is study.py's.
 
   python -m cmri2spec_tf.ablation --flagfile=configs/ablation_demo.cfg
 
@@ -13,39 +14,42 @@ import sys
 
 from absl import app, flags
 
-from cmri2spec_tf import train
+from cmri2spec_tf import cli
 
 FLAGS = flags.FLAGS
 PER_JOB = ("model_dir", "fold", "seed", "model", "pair_disentangle", "gan")
-train.define_flags(exclude=PER_JOB)
-flags.DEFINE_string("out_dir", None, "Where the jobs, table.md, table.csv and the figure go.",
-                    required=True)
-flags.DEFINE_list("methods", ["lip2audspec", "ours_no_pair_no_gan", "ours_no_pair", "ours_no_gan",
-                              "ours", "mean", "nearest_neighbour"], "Rows of the table.")
-flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds (the paper: 3 random trials).")
-flags.DEFINE_list("folds", [], "Folds to run (default: every fold of --split).")
-flags.DEFINE_enum("eval_weights", "last", ["last", "best"], "Score each job's last epoch "
-                  "(default: nothing chosen on the held-out subjects) or its best held-out epoch "
-                  "(optimistic). Changing it re-evaluates finished jobs without retraining.")
+
+
+def define_flags():
+  cli.define_training_flags(skip=PER_JOB)
+  flags.DEFINE_string("out_dir", None, "Where the jobs, table.md, table.csv and the figure go.",
+                      required=True)
+  flags.DEFINE_list("methods", ["lip2audspec", "ours_no_pair_no_gan", "ours_no_pair",
+                                "ours_no_gan", "ours", "mean", "nearest_neighbour"],
+                    "Rows of the table.")
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds (the paper: 3 random trials).")
+  flags.DEFINE_list("folds", [], "Folds to run (default: every fold of --split).")
+  flags.DEFINE_enum("eval_weights", "last", ["last", "best"], "Score each job's last epoch "
+                    "(default: nothing chosen on the held-out subjects) or its best held-out "
+                    "epoch (optimistic). Changing it re-evaluates finished jobs without "
+                    "retraining.")
 
 
 def main(argv):
   del argv
-  from cmri2spec_tf import study
+  from cmri2spec_tf import study, training
   from cmri2spec_tf.data import dataset as dataset_lib
   from cmri2spec_tf.data import splits
   from cmri2spec_tf.data.problems import DatasetProblems
 
-  from cmri2spec_tf.experiment import ensure_data
-
-  base = train.config_from_flags(model_dir=FLAGS.out_dir, fold=0, seed=0, model="cmri2spec",
-                                 pair_disentangle=True, gan=True)
+  base = cli.config_from_flags(model_dir=FLAGS.out_dir, fold=0, seed=0, model="cmri2spec",
+                               pair_disentangle=True, gan=True)
   try:
     study.check_methods(FLAGS.methods)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   try:
-    ensure_data(base)
+    training.ensure_data(base)
     data = dataset_lib.load_dataset(base.data_dir, cache_dir=base.cache_dir)
     n_folds = len(splits.make_folds(data.subject_ids, data.words, base.split, base.split_seed))
     folds = [int(f) for f in FLAGS.folds] or list(range(n_folds))
@@ -56,8 +60,7 @@ def main(argv):
     study.run_study(base, FLAGS.out_dir, FLAGS.methods, [int(s) for s in FLAGS.seeds], folds,
                     FLAGS.eval_weights)
   except DatasetProblems as e:
-    print(f"refusing to train on {base.data_dir}:\n{e}", file=sys.stderr)
-    sys.exit(1)
+    cli.fail(f"refusing to train on {base.data_dir}:\n{e}")
   except KeyboardInterrupt:
     print("\ninterrupted; run the same command again to resume", file=sys.stderr)
     sys.exit(130)
@@ -66,5 +69,9 @@ def main(argv):
   print(f"wrote {study.TABLE_MD}, {study.TABLE_CSV} and {study.FIGURE_PNG} in {FLAGS.out_dir}")
 
 
+def entry():
+  cli.start(define_flags, main)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  entry()

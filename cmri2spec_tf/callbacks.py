@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import keras
 import numpy as np
@@ -28,11 +27,8 @@ class HeldOutImages(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     step = epoch + 1
     with self.writer.as_default(step=step):
-      tf.summary.scalar("learning_rate/translator",
-                        _value(self.model.translator_optimizer.learning_rate))
-      if self.model.discriminator_optimizer is not None:
-        tf.summary.scalar("learning_rate/discriminator",
-                          _value(self.model.discriminator_optimizer.learning_rate))
+      for name, optimizer in self.model.optimizers_by_name().items():
+        tf.summary.scalar(f"learning_rate/{name}", _value(optimizer.learning_rate))
       images, sound = step % self.every == 0 or step == 1, step % self.audio_every == 0 or step == 1
       predictions = self.model.predict_on_batch(self.mri) if images or sound else None
       if images:
@@ -77,6 +73,3 @@ def held_out_examples(heldout, n_examples: int):
   return mri, spec, names
 
 
-def tensorboard_dirs(model_dir: str) -> dict[str, str]:
-  logs = os.path.join(model_dir, "logs")
-  return {"keras": logs, "heldout": os.path.join(logs, "heldout")}

@@ -1,4 +1,5 @@
 """Reads a whole dataset and reports it: a per-subject summary and every problem with its file.
+The work is data/dataset.py's.
 
   python -m cmri2spec_tf.check_data --data_dir=DIR
 
@@ -8,9 +9,9 @@ dataset with the same messages).
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from cmri2spec_tf.data import dataset
+from cmri2spec_tf import cli
 
 FLAGS = flags.FLAGS
 
@@ -19,25 +20,16 @@ def define_flags():
   flags.DEFINE_string("data_dir", None, "Dataset folder holding manifest.csv.", required=True)
 
 
-def run(data_dir: str) -> int:
-  """Prints the report; returns the exit status."""
-  summaries, problems = dataset.check_dataset(data_dir)
-  if summaries:
-    print(dataset.format_summary(summaries))
-  words = sorted({s.word for s in summaries})
-  print(f"\n{len(summaries)} usable recording(s), words: {', '.join(words) or '-'}; "
-        f"{len(problems)} problem(s)")
-  if problems:
-    print(dataset.format_problems(problems), file=sys.stderr)
-    return 1
-  return 0
-
-
 def main(argv):
   del argv
-  sys.exit(run(FLAGS.data_dir))
+  from cmri2spec_tf.data import dataset
+
+  sys.exit(dataset.report(FLAGS.data_dir))
+
+
+def entry():
+  cli.start(define_flags, main)
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  entry()

@@ -17,7 +17,7 @@ import os
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
+from cmri2spec_tf.config import STRATEGIES
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -10,29 +10,23 @@ that recording's windows:
 Per-subject numbers average a subject's recordings; the overall number averages recordings, so
 with one recording per subject (the paper, the phantom) every held-out subject weighs the same.
 
-Baselines, given the same input information as the models (the MRI of each recording):
-  mean spectrogram   the mean of every training window (one image for everyone),
-  nearest neighbour  the mean spectrogram of the training recording whose MRI sequence is closest
-                     (Euclidean distance over the normalized 26 x 128 x 128 voxels).
+Baselines (baselines.py): the mean training spectrogram and the nearest neighbour by MRI.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 
-import keras
 import numpy as np
 
-from cmri2spec_tf import atomic, checkpoints, experiment
+from cmri2spec_tf import baselines, runs
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data.dataset import ArrayDataset
-from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db
+from cmri2spec_tf.data.spectrogram import normalized_to_db
 
 METRICS = ("l1", "mse", "l1_db")
-BASELINES = ("mean", "nearest_neighbour")
 CSV_COLUMNS = ("method", "subject_id", "word") + METRICS
 
 
@@ -72,27 +66,6 @@ def predict_recordings(model, data: ArrayDataset, batch_size: int = 8) -> np.nda
   return np.concatenate(predictions)[..., 0]
 
 
-def mean_spectrogram(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
-  """[R, 64, 64]: the mean training window, for every held-out recording."""
-  mean = train.spectrograms.astype(np.float32).mean(axis=(0, 1))
-  return np.broadcast_to(mean, (len(heldout),) + mean.shape).copy()
-
-
-def nearest_neighbour(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
-  """[R, 64, 64]: the mean spectrogram of the training recording with the closest MRI."""
-  train_mri = train.mri.reshape(len(train), -1).astype(np.float32)
-  squared_norms = np.einsum("ij,ij->i", train_mri, train_mri)
-  picks = []
-  for mri in heldout.mri.reshape(len(heldout), -1).astype(np.float32):
-    picks.append(int(np.argmin(squared_norms - 2 * train_mri @ mri)))
-  return train.spectrograms[picks].astype(np.float32).mean(axis=1)
-
-
-def baseline_predictions(train: ArrayDataset, heldout: ArrayDataset) -> dict[str, np.ndarray]:
-  return {"mean": mean_spectrogram(train, heldout),
-          "nearest_neighbour": nearest_neighbour(train, heldout)}
-
-
 def to_csv(per_method: dict[str, list[dict]]) -> str:
   """method, subject_id, word, metrics: per-subject rows, then an ALL row per method."""
   out = io.StringIO()
@@ -112,9 +85,6 @@ def _fmt(value):
 
 
 # ------------------------------------------------------------------ a trained run
-REPORT_JSON, REPORT_CSV, PREDICTIONS = "evaluation.json", "evaluation.csv", "predictions.npz"
-
-
 def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None = None,
                  weights: str = "last", verbose: bool = True) -> dict:
   """Scores a run's model and the baselines on its fold.
@@ -123,55 +93,30 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   the honest number) or "best" (the epoch with the lowest held-out L1 during training:
   optimistic, as that choice was made on the very subjects it is scored on).
 
-  Writes model_dir/evaluation.json (overall and per-subject numbers, parameter counts),
-  evaluation.csv (per-subject rows) and predictions.npz (one spectrogram per held-out recording
-  and method), each atomically. Returns the report.
+  Writes the run's evaluation report, per-subject rows and predictions (one spectrogram per
+  held-out recording and method; runs.write_evaluation). Returns the report.
   """
-  config = experiment.load_config(model_dir)
-  with open(os.path.join(model_dir, "spec_params.json")) as f:
-    params = SpecParams.from_json(f.read())
+  config = runs.load_config(model_dir)
+  params = runs.load_spec_params(model_dir)
   data = dataset_lib.load_dataset(data_dir or config.data_dir, params,
                                   cache_dir or config.cache_dir, verbose=verbose)
-  train, heldout = experiment.split_fold(data, config)
-  keras.config.set_dtype_policy(config.precision)
-  model = experiment.build_model(config)
-  weights_path, epoch = weights_file(model_dir, weights)
-  checkpoints.load_weights(model, weights_path)
-  translator = model.inference_model()
+  train, heldout = data.fold(config.split, config.fold, config.split_seed)
+  trainer, _, epoch = runs.load_trainer(model_dir, weights)
+  translator = trainer.inference_model()
   predictions = {config.model: predict_recordings(translator, heldout)}
-  predictions |= baseline_predictions(train, heldout)
+  predictions |= baselines.predictions(train, heldout)
   per_method = {name: recording_scores(p, heldout) for name, p in predictions.items()}
   report = {
       "model_dir": os.path.abspath(model_dir), "model": config.model, "fold": config.fold,
       "split": config.split, "seed": config.seed, "weights_choice": weights,
-      "weights": os.path.basename(weights_path),
+      "weights": os.path.basename(runs.weights_file(model_dir, weights)[0]),
       "epoch": epoch, "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
       "parameters": {config.model: translator.count_params()},
       "methods": {name: {"overall": overall(rows), "subjects": subject_scores(rows)}
                   for name, rows in per_method.items()},
   }
-  atomic.write_text(os.path.join(model_dir, REPORT_JSON), json.dumps(report, indent=2))
-  atomic.write_text(os.path.join(model_dir, REPORT_CSV), to_csv(per_method))
-  with atomic.atomic_path(os.path.join(model_dir, PREDICTIONS), suffix=".npz") as tmp:
-    np.savez(tmp, subject_ids=np.array(heldout.subject_ids),
-             **{name: p.astype(np.float16) for name, p in predictions.items()})
+  runs.write_evaluation(model_dir, report, to_csv(per_method), heldout.subject_ids, predictions)
   return report
-
-
-def weights_file(model_dir: str, which: str):
-  """(path, epoch) of model_dir's best or last checkpoint; a clear error when there is none."""
-  if which == "best":
-    best = checkpoints.read_json(os.path.join(model_dir, "best.json"))
-    path = os.path.join(model_dir, "best.weights.h5")
-    if best and os.path.exists(path):
-      return path, best.get("epoch")
-    raise FileNotFoundError(f"{model_dir} has no best.weights.h5 yet: train at least one epoch")
-  if which == "last":
-    state = checkpoints.read_json(os.path.join(checkpoints.checkpoint_dir(model_dir), "state.json"))
-    if state:
-      return os.path.join(checkpoints.checkpoint_dir(model_dir), state["weights"]), state["epoch"]
-    raise FileNotFoundError(f"{model_dir} has no epoch checkpoint yet")
-  raise ValueError(f"weights must be 'best' or 'last', got {which!r}")
 
 
 def format_report(report: dict) -> str:

@@ -1,4 +1,5 @@
-"""Writes the synthetic speech-MRI phantom dataset (DICOM cine series, WAV, manifest.csv).
+"""Writes the synthetic speech-MRI phantom dataset (DICOM cine series, WAV, manifest.csv); the
+work is data/phantom.py's.
 
   python -m cmri2spec_tf.phantom --out_dir=data/phantom --ageese=43 --asouk=20 --seed=0
 """
@@ -6,9 +7,9 @@
 import os
 import time
 
-from absl import app, flags
+from absl import flags
 
-from cmri2spec_tf.data import phantom
+from cmri2spec_tf import cli
 
 FLAGS = flags.FLAGS
 
@@ -24,11 +25,16 @@ def define_flags():
 
 def main(argv):
   del argv
+  from cmri2spec_tf.data import phantom
+
   start = time.perf_counter()
   subjects = phantom.generate(FLAGS.out_dir, FLAGS.ageese, FLAGS.asouk, FLAGS.seed, FLAGS.workers)
   print(f"wrote {len(subjects)} subjects to {FLAGS.out_dir} in {time.perf_counter() - start:.1f} s")
 
 
+def entry():
+  cli.start(define_flags, main)
+
+
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  entry()

@@ -7,9 +7,9 @@ Rows, top to bottom as in the paper, then two trivial baselines:
   ours_no_gan          + pairwise KL (PairDisen)
   ours                 + both: the full method
   mean                 the mean training spectrogram
-  nearest_neighbour    the training recording with the closest MRI (evaluation.py)
+  nearest_neighbour    the training recording with the closest MRI (baselines.py)
 
-Every trained row is `experiment.run` then `evaluation.evaluate_run` in
+Every trained row is `training.run` then `evaluation.evaluate_run` in
 out_dir/<row>/seed-<s>/fold-<f>; a job whose evaluation.json exists is done, and a job that was
 stopped resumes from its last epoch checkpoint, so the study resumes where it stopped. The
 baselines are scored by the same evaluation of each fold.
@@ -25,14 +25,15 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import os
 import time
 
 import keras
 import numpy as np
 
-from cmri2spec_tf import atomic, evaluation, experiment, plots
+from cmri2spec_tf import atomic, evaluation, plots, runs, training
+from cmri2spec_tf.data import dataset as dataset_lib
+from cmri2spec_tf.config import TrainConfig
 
 ROWS = {
     "lip2audspec": ("Lip2AudSpec (re-implemented for MRI)",
@@ -56,10 +57,8 @@ class Job:
 
   def report(self, weights: str) -> dict | None:
     """Its evaluation report, if it has one made with these weights (the job is done)."""
-    try:
-      with open(os.path.join(self.model_dir, evaluation.REPORT_JSON)) as f:
-        report = json.load(f)
-    except (OSError, ValueError):
+    report = runs.read_evaluation(self.model_dir)
+    if not isinstance(report, dict):
       return None
     return report if report.get("weights_choice", "best") == weights else None
 
@@ -82,23 +81,23 @@ def plan_jobs(out_dir: str, trained: list[str], seeds, folds) -> list[Job]:
           for s in seeds for f in folds for m in trained]
 
 
-def job_config(base: experiment.TrainConfig, job: Job) -> experiment.TrainConfig:
+def job_config(base: TrainConfig, job: Job) -> TrainConfig:
   return dataclasses.replace(base, model_dir=job.model_dir, fold=job.fold, seed=job.seed,
                              verbose=0, **ROWS[job.method][1])
 
 
-def run_job(base: experiment.TrainConfig, job: Job, weights: str = "last") -> dict:
+def run_job(base: TrainConfig, job: Job, weights: str = "last") -> dict:
   """Trains (or resumes) and evaluates one job; a done job is only read back. A trained job
   evaluated with other weights is evaluated again (its training is finished: nothing reruns)."""
   report = job.report(weights)
   if report is None:
-    experiment.run(job_config(base, job))
+    training.run(job_config(base, job))
     report = evaluation.evaluate_run(job.model_dir, weights=weights, verbose=False)
     keras.backend.clear_session()
   return report
 
 
-def run_study(base: experiment.TrainConfig, out_dir: str, methods, seeds, folds,
+def run_study(base: TrainConfig, out_dir: str, methods, seeds, folds,
               weights: str = "last") -> list[dict]:
   """Runs every job (resuming), then writes table.md, table.csv and figure3.png into out_dir."""
   trained, baselines = check_methods(methods)
@@ -162,7 +161,7 @@ def rank_marks(values: list[float], decimals: int = 3) -> list[str]:
   return [marks.get(v, "") for v in shown]
 
 
-def format_table(rows: list[dict], base: experiment.TrainConfig, seeds, folds,
+def format_table(rows: list[dict], base: TrainConfig, seeds, folds,
                  weights: str = "last") -> str:
   """Markdown in the paper's style: L1 mean +- std, best in bold, second underlined."""
   marks = rank_marks([r["l1_mean"] for r in rows])
@@ -190,17 +189,15 @@ def table_csv(rows: list[dict]) -> str:
 def figure(base, reports, trained, baselines, seed, fold) -> bytes:
   """Fig. 3: for the first held-out recording of each word in one fold, the middle window's
   ground truth and every method's prediction, side by side."""
-  from cmri2spec_tf.data import dataset as dataset_lib
-
   data = dataset_lib.load_dataset(base.data_dir, cache_dir=base.cache_dir, verbose=False)
-  _, heldout = experiment.split_fold(data, dataclasses.replace(base, fold=fold))
+  _, heldout = data.fold(base.split, fold, base.split_seed)
   predictions = {}
   for job, report in reports.items():
     if job.seed == seed and job.fold == fold:
-      with np.load(os.path.join(job.model_dir, evaluation.PREDICTIONS)) as stored:
-        predictions[job.method] = stored[report["model"]].astype(np.float32)
-        for name in baselines:
-          predictions.setdefault(name, stored[name].astype(np.float32))
+      stored = runs.read_predictions(job.model_dir)
+      predictions[job.method] = stored[report["model"]]
+      for name in baselines:
+        predictions.setdefault(name, stored[name])
   window = heldout.spectrograms.shape[1] // 2
   picks = [heldout.words.index(w) for w in dict.fromkeys(heldout.words)]
   grid = []

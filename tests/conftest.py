@@ -4,7 +4,9 @@ import os
 import subprocess
 import sys
 
-import cmri2spec_tf  # noqa: E402,F401  (sets TF environment defaults before TensorFlow loads)
+from cmri2spec_tf import cli
+
+cli.set_environment_defaults()  # as every command does, before TensorFlow loads
 
 import pytest  # noqa: E402
 

@@ -11,7 +11,6 @@ import pydicom
 import pytest
 import soundfile
 
-from cmri2spec_tf import check_data
 from cmri2spec_tf.data import dataset
 from cmri2spec_tf.data.problems import DatasetProblems
 
@@ -154,7 +153,7 @@ CASES = ["missing_mri", "missing_audio", "unreadable_audio", "unreadable_dicom",
 @pytest.mark.parametrize("case", CASES)
 def test_each_problem_is_reported_and_refused(small, tmp_path, case, capsys):
   named, phrase = _break(small, case)
-  assert check_data.run(str(small)) == 1
+  assert dataset.report(str(small)) == 1
   report = capsys.readouterr().err
   problem_lines = [line for line in report.splitlines() if line.startswith("PROBLEM ")]
   assert any(str(named) in line and phrase in line for line in problem_lines), report

@@ -12,7 +12,7 @@ from unittest import mock
 
 import h5py
 
-from cmri2spec_tf import checkpoints
+from cmri2spec_tf import runs
 from cmri2spec_tf.trainer import build_trainer
 from tests.conftest import REPO, smoke_command
 
@@ -82,7 +82,7 @@ def test_sigkill_at_each_write_and_at_random_then_resume(tmp_path):
   # A corrupt latest checkpoint: the previous epoch's is restored, with a warning.
   latest = run_dir / "checkpoints" / "epoch-0002.weights.h5"
   os.truncate(latest, os.path.getsize(latest) // 3)
-  with mock.patch.object(checkpoints.logging, "warning") as warning:
-    assert checkpoints.restore_latest(build_trainer(), str(run_dir)) == 1
+  with mock.patch.object(runs.logging, "warning") as warning:
+    assert runs.restore_latest(build_trainer(), str(run_dir)) == 1
   message = warning.call_args_list[0].args
   assert "epoch-0002.weights.h5 unreadable" in message[0] % message[1:]

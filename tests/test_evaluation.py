@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cmri2spec_tf import evaluation, study
+from cmri2spec_tf import baselines, evaluation, runs, study
+from cmri2spec_tf.config import TrainConfig
 from cmri2spec_tf.data.dataset import ArrayDataset
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.models.lip2audspec import build_lip2audspec
@@ -45,7 +46,7 @@ def test_perfect_prediction_scores_zero():
 def test_mean_baseline_matches_closed_form():
   train = _toy([[0.25, 0.25], [0.5, 0.5]])  # mean training window: 0.375 everywhere
   heldout = _toy([[0.0, 1.0]])               # windows 0.0 and 1.0 (all exact in float16)
-  rows = evaluation.recording_scores(evaluation.mean_spectrogram(train, heldout), heldout)
+  rows = evaluation.recording_scores(baselines.mean_spectrogram(train, heldout), heldout)
   assert rows[0]["l1"] == pytest.approx(0.5 * 0.375 + 0.5 * 0.625, abs=1e-6)
   assert rows[0]["mse"] == pytest.approx(0.5 * 0.375 ** 2 + 0.5 * 0.625 ** 2, abs=1e-6)
   assert rows[0]["l1_db"] == pytest.approx(0.5 * 120, abs=1e-3)  # normalization spans 120 dB
@@ -59,7 +60,7 @@ def test_nearest_neighbour_copies_the_closest_mri():
   train = _toy([[0.1, 0.3], [0.5, 0.5], [0.9, 0.9]], mri)
   query = np.full((1, 26, 128, 128), 0.45, np.float16)
   heldout = _toy([[0.0, 0.0]], query)
-  prediction = evaluation.nearest_neighbour(train, heldout)
+  prediction = baselines.nearest_neighbour(train, heldout)
   np.testing.assert_allclose(prediction, 0.5, atol=1e-3)  # recording 1, mean over its windows
 
 
@@ -86,7 +87,7 @@ def test_table_marks_paper_rows():
   means = [0.315, 0.273, 0.260, 0.252, 0.246]
   rows = [{"label": l, "parameters": 1000, "l1_mean": m, "l1_std": 0.005, "l1_db_mean": m * 120,
            "l1_db_std": 0.6, "mse_mean": 0.1, "mse_std": 0.01} for l, m in zip(labels, means)]
-  base = study.experiment.TrainConfig(data_dir="d", model_dir="m", split="loso")
+  base = TrainConfig(data_dir="d", model_dir="m", split="loso")
   lines = study.format_table(rows, base, [0, 1, 2], range(63)).splitlines()
   row_of = {l: next(line for line in lines if line.startswith(f"| {l} |")) for l in labels}
   assert "**0.246±0.005**" in row_of["Ours"]
@@ -150,7 +151,7 @@ def _ablation_command(tmp_path):
 
 
 def test_ablation_resumes_after_kill_and_writes_table(tmp_path):
-  first = tmp_path / "out" / "lip2audspec" / "seed-0" / "fold-0" / evaluation.REPORT_JSON
+  first = tmp_path / "out" / "lip2audspec" / "seed-0" / "fold-0" / runs.EVALUATION_JSON
   process = subprocess.Popen(_ablation_command(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   deadline = time.time() + 300
@@ -179,5 +180,5 @@ def test_ablation_resumes_after_kill_and_writes_table(tmp_path):
   assert png[:8] == b"\x89PNG\r\n\x1a\n"
   for fold in (0, 1):
     report = json.loads((tmp_path / "out" / "ours_no_pair_no_gan" / "seed-0" / f"fold-{fold}" /
-                         evaluation.REPORT_JSON).read_text())
+                         runs.EVALUATION_JSON).read_text())
     assert set(report["methods"]) == {"cmri2spec", "mean", "nearest_neighbour"}

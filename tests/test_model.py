@@ -11,13 +11,6 @@ from cmri2spec_tf.models.discriminator import build_discriminator
 from cmri2spec_tf.trainer import build_trainer
 
 
-@pytest.fixture()
-def policy():
-  """Sets a dtype policy for one test and restores float32 after it."""
-  yield keras.config.set_dtype_policy
-  keras.config.set_dtype_policy("float32")
-
-
 def _random_pairs(n_pairs=2, seed=0, same_word=1.0):
   rng = np.random.default_rng(seed)
   mri = rng.uniform(0, 1, (2 * n_pairs, 26, 128, 128, 1)).astype(np.float32)
@@ -126,9 +119,9 @@ def test_test_step_reports_l1_and_mse():
 
 
 @pytest.mark.parametrize("name", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_step_runs_on_cpu(policy, name):
-  policy(name)
-  trainer = build_trainer()
+def test_mixed_precision_step_runs_on_cpu(name):
+  trainer = build_trainer(precision=name)
+  assert keras.config.dtype_policy().name == "float32"  # the process-wide policy is untouched
   compute = "float16" if name == "mixed_float16" else "bfloat16"
   conv = trainer.encoder.get_layer("conv3d_1")
   pool = trainer.encoder.get_layer("maxpool3d_1")
@@ -148,13 +141,12 @@ def test_mixed_precision_step_runs_on_cpu(policy, name):
   assert trainer(np.zeros((1, 26, 128, 128, 1), np.float32)).dtype == "float32"
 
 
-def test_mixed_float16_keeps_float16_pooling_on_a_gpu(policy, monkeypatch):
-  policy("mixed_float16")
+def test_mixed_float16_keeps_float16_pooling_on_a_gpu(monkeypatch):
   real = tf.config.list_logical_devices
   monkeypatch.setattr(tf.config, "list_logical_devices",
                       lambda kind=None: ["/GPU:0"] if kind == "GPU" else real(kind))
-  assert translator_lib.pooling_dtype() is None
-  encoder = translator_lib.build_encoder()
+  assert translator_lib.pooling_dtype("mixed_float16") is None
+  encoder = translator_lib.build_encoder("mixed_float16")
   assert encoder.get_layer("maxpool3d_1").compute_dtype == "float16"
 
 
@@ -265,7 +257,7 @@ def test_xla_steps_match_the_graph_steps():
     build_trainer(jit="yes")
 
 
-def test_mixed_float16_xla_step_matches_float32(policy):
+def test_mixed_float16_xla_step_matches_float32():
   """What one GPU runs by default (mixed_float16 with Keras's automatic XLA, loss-scaled
   optimizers) compiles, computes the float32 step's losses to float16 accuracy (same weights,
   zero noise in both, as in test_xla_steps_match_the_graph_steps), and then trains: at Keras's
@@ -273,8 +265,7 @@ def test_mixed_float16_xla_step_matches_float32(policy):
   the scale halves (so only the first step is compared), then the weights move.
   XLA's float16 convolutions on a CPU take seconds, unlike TensorFlow's own (minutes)."""
   reference = build_trainer()
-  policy("mixed_float16")
-  xla16 = build_trainer(jit="on")
+  xla16 = build_trainer(jit="on", precision="mixed_float16")
   assert xla16.jit_compile is True
   assert isinstance(xla16.translator_optimizer, keras.optimizers.LossScaleOptimizer)
   for target, source in zip(xla16.networks, reference.networks):

@@ -10,7 +10,7 @@ import pydicom
 import scipy.signal
 import soundfile
 
-from cmri2spec_tf import check_data
+from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data import phantom
 
 
@@ -37,7 +37,7 @@ def test_files_are_real_dicom_and_wav(phantom_dir):
 
 
 def test_passes_check_data(phantom_dir, capsys):
-  assert check_data.run(phantom_dir) == 0
+  assert dataset_lib.report(phantom_dir) == 0
   out = capsys.readouterr().out
   assert "5 usable recording(s), words: ageese, asouk; 0 problem(s)" in out
   assert "S05" in out and "1.87x1.87" in out

@@ -45,7 +45,7 @@ def _phantom_series(run):
 
 
 def test_savedmodel_in_a_fresh_process_matches_keras(exported, tmp_path):
-  from cmri2spec_tf.export import load_translator
+  from cmri2spec_tf.runs import load_translator
 
   run, export_dir = exported
   mri = dicom.read_cine(_phantom_series(run)).frames[None, ..., None]
@@ -55,7 +55,7 @@ def test_savedmodel_in_a_fresh_process_matches_keras(exported, tmp_path):
                 str(tmp_path / "out.npz"))
   assert result.returncode == 0, result.stderr[-3000:]
   served = np.load(tmp_path / "out.npz")
-  translator, params, _ = load_translator(str(run))
+  translator, params, _ = load_translator(str(run), "best", precision="float32")
   expected = np.asarray(translator.predict_on_batch(mri))
   assert served["spectrogram"].shape == (2, 64, 64, 1)
   np.testing.assert_allclose(served["spectrogram"], expected, atol=1e-5)

@@ -12,7 +12,9 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import plugin_event_accumulator
 
-from cmri2spec_tf.experiment import cpu_flags, slow_precision_note, weights_fingerprint
+from cmri2spec_tf.machine import cpu_flags
+from cmri2spec_tf.precision import slow_precision_note
+from cmri2spec_tf.training import weights_fingerprint
 from cmri2spec_tf.trainer import build_trainer
 from tests.conftest import REPO
 from tests.conftest import smoke_command as _command
@@ -107,20 +109,21 @@ def test_training_refuses_a_bad_dataset_before_starting(tmp_path, phantom_dir):
 
 
 def test_evaluate_writes_tables_that_match_per_example_evaluation(smoke_run):
-  from cmri2spec_tf import evaluation
+  from cmri2spec_tf import runs
   from cmri2spec_tf.data import dataset as dataset_lib
   from cmri2spec_tf.data import pairs
-  from cmri2spec_tf.experiment import load_config, split_fold
+  from cmri2spec_tf.runs import load_config
 
   run, _ = smoke_run
   result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={run}"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "per subject (cmri2spec)" in result.stdout and "nearest_neighbour" in result.stdout
-  report = json.loads((run / evaluation.REPORT_JSON).read_text())
+  report = json.loads((run / runs.EVALUATION_JSON).read_text())
   config = load_config(str(run))
-  _, heldout = split_fold(dataset_lib.load_dataset(config.data_dir, cache_dir=config.cache_dir,
-                                                   verbose=False), config)
+  _, heldout = dataset_lib.load_dataset(config.data_dir, cache_dir=config.cache_dir,
+                                        verbose=False).fold(config.split, config.fold,
+                                                            config.split_seed)
   assert report["heldout_subjects"] == list(heldout.subject_ids)
   assert report["parameters"]["cmri2spec"] == 629_597
   ours = report["methods"]["cmri2spec"]["overall"]
@@ -132,10 +135,10 @@ def test_evaluate_writes_tables_that_match_per_example_evaluation(smoke_run):
   per_example = model.evaluate(pairs.examples_dataset(heldout, 50), verbose=0, return_dict=True)
   assert ours["l1"] == pytest.approx(per_example["l1"], abs=1e-5)
   assert ours["mse"] == pytest.approx(per_example["mse"], abs=1e-6)
-  rows = (run / evaluation.REPORT_CSV).read_text().splitlines()
+  rows = (run / runs.EVALUATION_CSV).read_text().splitlines()
   assert rows[0] == "method,subject_id,word,l1,mse,l1_db"
   assert sum(r.startswith("cmri2spec,") for r in rows) == len(heldout) + 1  # subjects + ALL
-  with np.load(run / evaluation.PREDICTIONS) as stored:
+  with np.load(run / runs.PREDICTIONS_NPZ) as stored:
     assert stored["cmri2spec"].shape == (len(heldout), 64, 64)
 
 

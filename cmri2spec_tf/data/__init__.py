@@ -1,1 +1,1 @@
-"""Data layer: files -> readers -> cache -> pairs (SPEC.md "Data")."""
+"""Data layer: files -> readers -> cache -> pairs (docs/method.md "Data")."""

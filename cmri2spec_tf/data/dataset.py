@@ -17,7 +17,7 @@ from cmri2spec_tf.data import audio as audio_lib
 from cmri2spec_tf.data import cache as cache_lib
 from cmri2spec_tf.data import dicom
 from cmri2spec_tf.data import manifest as manifest_lib
-from cmri2spec_tf.data import spectrogram
+from cmri2spec_tf.data import spectrogram, splits
 from cmri2spec_tf.data.problems import DataError, DatasetProblems, Problem, not_found
 
 
@@ -50,6 +50,15 @@ class ArrayDataset:
     rows = [i for i, s in enumerate(self.subject_ids) if s in wanted]
     return ArrayDataset([self.subject_ids[i] for i in rows], [self.words[i] for i in rows],
                         self.mri[rows], self.spectrograms[rows], self.params)
+
+  def fold(self, scheme: str, index: int, seed: int = 0):
+    """(training, held-out) subsets of fold `index` of the split `scheme` ("loso" or a number
+    of folds, data/splits.py); the folds depend on `seed` only, not on any training seed."""
+    folds = splits.make_folds(self.subject_ids, self.words, scheme, seed)
+    if not 0 <= index < len(folds):
+      raise ValueError(f"fold {index} does not exist: split {scheme!r} has {len(folds)} folds "
+                       f"(0-{len(folds) - 1})")
+    return self.subset(folds[index].train), self.subset(folds[index].test)
 
 
 def read_record(record: manifest_lib.Record, params: spectrogram.SpecParams):
@@ -133,3 +142,17 @@ def format_summary(summaries: list[RecordSummary]) -> str:
                  f"{s.audio.samples:>8} {s.audio.sample_rate:>6} {s.audio.channels:>2} "
                  f"{s.audio.subtype}")
   return "\n".join(lines)
+
+
+def report(data_dir: str) -> int:
+  """Prints check_data's report (table, totals; problems on stderr); returns the exit status."""
+  summaries, problems = check_dataset(data_dir)
+  if summaries:
+    print(format_summary(summaries))
+  words = sorted({s.word for s in summaries})
+  print(f"\n{len(summaries)} usable recording(s), words: {', '.join(words) or '-'}; "
+        f"{len(problems)} problem(s)")
+  if problems:
+    print(format_problems(problems), file=sys.stderr)
+    return 1
+  return 0

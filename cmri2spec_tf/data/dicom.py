@@ -1,4 +1,4 @@
-"""Cine MRI from DICOM -> float32 [26, 128, 128] in [0, 1] (SPEC.md "Data", paper Sec. 3.2).
+"""Cine MRI from DICOM -> float32 [26, 128, 128] in [0, 1] (docs/method.md "Data", paper Sec. 3.2).
 
 A cine series is either a folder of single-frame files (any names, any order, with or without
 an extension or a preamble) or one multi-frame file (Enhanced MR or legacy multi-frame).

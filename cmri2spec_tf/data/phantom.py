@@ -1,4 +1,4 @@
-"""A physically coupled speech-MRI phantom (SPEC.md "Synthetic speech-MRI phantom").
+"""A physically coupled speech-MRI phantom (docs/method.md "The phantom").
 
 One articulatory trajectory per subject drives both modalities:
 - Articulators (jaw opening, tongue body height and backness, tongue tip elevation, lip

@@ -1,4 +1,4 @@
-"""Spectrogram targets and their inverse (SPEC.md "Data"; paper Sec. 3.2).
+"""Spectrogram targets and their inverse (docs/method.md "Data"; paper Sec. 3.2).
 
 waveform (22,050 Hz) -> 100 windows of 21,000 samples slid evenly -> librosa mel power
 -> dB -> one fixed global normalization to [0, 1] -> 64 x 64 (mel bins x time, low

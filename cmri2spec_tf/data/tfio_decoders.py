@@ -1,8 +1,9 @@
 """Decoding DICOM pixels and WAV samples with tensorflow-io ops: the optional `.[tfio]` extra.
 
-tensorflow-io 0.37.1 is abandoned and its C++ ops load only with TensorFlow <= 2.17 (SPEC.md,
-"Stack"), so the extra is its own environment (`make test-tfio`, requirements-tfio.lock, TF
-2.17.1) and the core path never imports it: pydicom and soundfile decode everything there.
+tensorflow-io 0.37.1 is abandoned and its C++ ops load only with TensorFlow <= 2.17
+(docs/method.md, "Optional tensorflow-io decoders"), so the extra is its own environment
+(`make test-tfio`, requirements-tfio.lock, TF 2.17.1) and the core path never imports it:
+pydicom and soundfile decode everything there.
 Select these decoders with `read_cine(path, decoder="tfio")` and `read_audio(path,
 decoder="tfio")`; headers (frame order, rescale, spacing, photometric interpretation) are still
 read with pydicom, so both decoders feed the same geometry and intensity steps.

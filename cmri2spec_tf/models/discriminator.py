@@ -8,19 +8,22 @@ the sigmoid, which is numerically stable and safe under mixed precision.
 import keras
 
 from cmri2spec_tf.models.translator import SPEC_SHAPE
+from cmri2spec_tf.precision import dtype_policy
 
 FILTERS = (32, 64, 128)
 HIDDEN_UNITS = 128
 
 
-def build_discriminator() -> keras.Model:
-  spectrogram = keras.Input(SPEC_SHAPE, name="spectrogram")
-  x = spectrogram
-  for i, filters in enumerate(FILTERS, start=1):
-    x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv2d_{i}")(x)
-    x = keras.layers.LeakyReLU(0.2, name=f"leaky_relu_{i}")(x)
-  x = keras.layers.Flatten(name="flatten")(x)
-  x = keras.layers.Dense(HIDDEN_UNITS, name="dense_1")(x)
-  x = keras.layers.LeakyReLU(0.2, name="leaky_relu_dense")(x)
-  logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)
-  return keras.Model(spectrogram, logits, name="discriminator")
+def build_discriminator(precision: str = "float32") -> keras.Model:
+  """Spectrogram [B, 64, 64, 1] -> logit [B, 1] (float32)."""
+  with dtype_policy(precision):
+    spectrogram = keras.Input(SPEC_SHAPE, name="spectrogram")
+    x = spectrogram
+    for i, filters in enumerate(FILTERS, start=1):
+      x = keras.layers.Conv2D(filters, 4, strides=2, padding="same", name=f"conv2d_{i}")(x)
+      x = keras.layers.LeakyReLU(0.2, name=f"leaky_relu_{i}")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(HIDDEN_UNITS, name="dense_1")(x)
+    x = keras.layers.LeakyReLU(0.2, name="leaky_relu_dense")(x)
+    logits = keras.layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(spectrogram, logits, name="discriminator")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import keras
 
 from cmri2spec_tf.models.translator import MRI_SHAPE, SPEC_SHAPE, pooling_dtype
+from cmri2spec_tf.precision import dtype_policy
 
 TEMPORAL_WINDOW = 5
 CONV_FILTERS = (16, 32, 64, 64)
@@ -28,24 +29,25 @@ DENSE_UNITS = 1024
 OUTPUT_LAYER = "fc_out"  # its bias sets the output level
 
 
-def build_lip2audspec() -> keras.Model:
+def build_lip2audspec(precision: str = "float32") -> keras.Model:
   """MRI [B, 26, 128, 128, 1] -> spectrogram [B, 64, 64, 1] in (0, 1)."""
-  mri = keras.Input(MRI_SHAPE, name="mri")
-  pool_dtype = pooling_dtype()
-  kernel = (TEMPORAL_WINDOW, 3, 3)
-  x = keras.layers.Conv3D(CONV_FILTERS[0], kernel, strides=(1, 2, 2), padding="same",
-                          activation="relu", kernel_initializer="he_normal", name="conv3d_1")(mri)
-  for i, filters in enumerate(CONV_FILTERS[1:], start=2):
-    x = keras.layers.Conv3D(filters, kernel, padding="same", activation="relu",
-                            kernel_initializer="he_normal", name=f"conv3d_{i}")(x)
-    x = keras.layers.MaxPooling3D((1, 2, 2), dtype=pool_dtype, name=f"maxpool3d_{i}")(x)
-  x = keras.layers.MaxPooling3D((1, 2, 2), dtype=pool_dtype, name="maxpool3d_last")(x)
-  frames = MRI_SHAPE[0]
-  x = keras.layers.Reshape((frames, -1), name="frame_features")(x)
-  x = keras.layers.LSTM(LSTM_UNITS, name="lstm")(x)
-  x = keras.layers.Dense(DENSE_UNITS, activation="relu", kernel_initializer="he_normal",
-                         name="fc_1")(x)
-  x = keras.layers.Dense(SPEC_SHAPE[0] * SPEC_SHAPE[1], name=OUTPUT_LAYER)(x)
-  x = keras.layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x)
-  spectrogram = keras.layers.Reshape(SPEC_SHAPE, name="spectrogram")(x)
-  return keras.Model(mri, spectrogram, name="lip2audspec")
+  with dtype_policy(precision):
+    mri = keras.Input(MRI_SHAPE, name="mri")
+    pool_dtype = pooling_dtype(precision)
+    kernel = (TEMPORAL_WINDOW, 3, 3)
+    x = keras.layers.Conv3D(CONV_FILTERS[0], kernel, strides=(1, 2, 2), padding="same",
+                            activation="relu", kernel_initializer="he_normal", name="conv3d_1")(mri)
+    for i, filters in enumerate(CONV_FILTERS[1:], start=2):
+      x = keras.layers.Conv3D(filters, kernel, padding="same", activation="relu",
+                              kernel_initializer="he_normal", name=f"conv3d_{i}")(x)
+      x = keras.layers.MaxPooling3D((1, 2, 2), dtype=pool_dtype, name=f"maxpool3d_{i}")(x)
+    x = keras.layers.MaxPooling3D((1, 2, 2), dtype=pool_dtype, name="maxpool3d_last")(x)
+    frames = MRI_SHAPE[0]
+    x = keras.layers.Reshape((frames, -1), name="frame_features")(x)
+    x = keras.layers.LSTM(LSTM_UNITS, name="lstm")(x)
+    x = keras.layers.Dense(DENSE_UNITS, activation="relu", kernel_initializer="he_normal",
+                           name="fc_1")(x)
+    x = keras.layers.Dense(SPEC_SHAPE[0] * SPEC_SHAPE[1], name=OUTPUT_LAYER)(x)
+    x = keras.layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x)
+    spectrogram = keras.layers.Reshape(SPEC_SHAPE, name="spectrogram")(x)
+    return keras.Model(mri, spectrogram, name="lip2audspec")

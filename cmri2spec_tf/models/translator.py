@@ -14,6 +14,7 @@ mean (std across inputs 0.0013 vs mean 0.029, next to N(0, >=1) reparameterisati
 and the decoder's output stayed input-independent for hundreds of steps (we measured it
 stalling at the mean spectrogram); He-normal keeps the signal (0.04 vs 1.0) and it learns.
 
+Precision: every builder takes `precision` (precision.py) and builds under that dtype policy.
 Mixed float16 on a CPU: TensorFlow has no float16 MaxPool3D kernel there, so when the policy
 computes in float16 and no GPU is visible the pooling layers run in float32 (Keras casts around
 them); on a GPU they stay float16.
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from cmri2spec_tf.precision import compute_dtype, dtype_policy
 
 MRI_SHAPE = (26, 128, 128, 1)
 SPEC_SHAPE = (64, 64, 1)
@@ -34,25 +37,25 @@ DECODER_KERNEL = 4
 OUTPUT_LAYER = f"deconv_{len(DECODER_FILTERS)}"  # its bias sets the output level
 
 
-def pooling_dtype():
+def pooling_dtype(precision: str):
   """None (follow the policy) unless float16 compute would hit the CPU's missing kernel."""
-  compute = keras.config.dtype_policy().compute_dtype
-  if compute == "float16" and not tf.config.list_logical_devices("GPU"):
+  if compute_dtype(precision) == "float16" and not tf.config.list_logical_devices("GPU"):
     return "float32"
   return None
 
 
-def build_encoder() -> keras.Model:
+def build_encoder(precision: str = "float32") -> keras.Model:
   """MRI [B, 26, 128, 128, 1] -> h [B, 4, 4, 128] (Table 1, left)."""
-  mri = keras.Input(MRI_SHAPE, name="mri")
-  x = mri
-  pool_dtype = pooling_dtype()
-  for i, filters in enumerate(ENCODER_FILTERS, start=1):
-    x = keras.layers.Conv3D(filters, 3, padding="same", activation="relu",
-                            kernel_initializer="he_normal", name=f"conv3d_{i}")(x)
-    x = keras.layers.MaxPooling3D(2, padding="same", dtype=pool_dtype, name=f"maxpool3d_{i}")(x)
-  h = keras.layers.Reshape(LATENT_GRID + (ENCODER_FILTERS[-1],), name="to_latent_grid")(x)
-  return keras.Model(mri, h, name="encoder")
+  with dtype_policy(precision):
+    mri = keras.Input(MRI_SHAPE, name="mri")
+    x = mri
+    pool_dtype = pooling_dtype(precision)
+    for i, filters in enumerate(ENCODER_FILTERS, start=1):
+      x = keras.layers.Conv3D(filters, 3, padding="same", activation="relu",
+                              kernel_initializer="he_normal", name=f"conv3d_{i}")(x)
+      x = keras.layers.MaxPooling3D(2, padding="same", dtype=pool_dtype, name=f"maxpool3d_{i}")(x)
+    h = keras.layers.Reshape(LATENT_GRID + (ENCODER_FILTERS[-1],), name="to_latent_grid")(x)
+    return keras.Model(mri, h, name="encoder")
 
 
 def split_latent(h):
@@ -63,23 +66,28 @@ def split_latent(h):
   return s, mu, logvar
 
 
-def build_decoder() -> keras.Model:
+def build_decoder(precision: str = "float32") -> keras.Model:
   """concat(s, w) [B, 4, 4, 114] -> spectrogram [B, 64, 64, 1] in (0, 1) (Table 1, right)."""
-  latent = keras.Input(LATENT_GRID + (STYLE_CHANNELS + CONTENT_CHANNELS,), name="style_and_content")
-  x = latent
-  for i, filters in enumerate(DECODER_FILTERS, start=1):
-    last = i == len(DECODER_FILTERS)
-    x = keras.layers.Conv2DTranspose(filters, DECODER_KERNEL, strides=2, padding="same",
-                                     activation=None if last else "relu",
-                                     kernel_initializer="glorot_uniform" if last else "he_normal",
-                                     name=f"deconv_{i}")(x)
-  spectrogram = keras.layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x)
-  return keras.Model(latent, spectrogram, name="decoder")
+  with dtype_policy(precision):
+    latent = keras.Input(LATENT_GRID + (STYLE_CHANNELS + CONTENT_CHANNELS,),
+                         name="style_and_content")
+    x = latent
+    for i, filters in enumerate(DECODER_FILTERS, start=1):
+      last = i == len(DECODER_FILTERS)
+      x = keras.layers.Conv2DTranspose(filters, DECODER_KERNEL, strides=2, padding="same",
+                                       activation=None if last else "relu",
+                                       kernel_initializer="glorot_uniform" if last else "he_normal",
+                                       name=f"deconv_{i}")(x)
+    spectrogram = keras.layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x)
+    return keras.Model(latent, spectrogram, name="decoder")
 
 
-def build_translator(encoder: keras.Model, decoder: keras.Model) -> keras.Model:
-  """The inference graph (Fig. 2, grey part): MRI -> spectrogram with w = mu (no sampling)."""
-  mri = keras.Input(MRI_SHAPE, name="mri")
-  s, mu, _ = split_latent(encoder(mri))
-  style_and_content = keras.layers.Concatenate(axis=-1, name="s_w")([s, mu])
-  return keras.Model(mri, decoder(style_and_content), name="translator")
+def build_translator(encoder: keras.Model, decoder: keras.Model,
+                     precision: str = "float32") -> keras.Model:
+  """The inference graph (Fig. 2, grey part): MRI -> spectrogram with w = mu (no sampling).
+  `precision` is the one encoder and decoder were built under."""
+  with dtype_policy(precision):
+    mri = keras.Input(MRI_SHAPE, name="mri")
+    s, mu, _ = split_latent(encoder(mri))
+    style_and_content = keras.layers.Concatenate(axis=-1, name="s_w")([s, mu])
+    return keras.Model(mri, decoder(style_and_content), name="translator")

@@ -14,7 +14,7 @@ import sys
 
 from absl import app
 
-from cmri2spec_tf import atomic, checkpoints, train
+from cmri2spec_tf import atomic, runs, train
 
 POINTS = ("in_epoch_write", "before_state", "in_best_write")
 
@@ -25,7 +25,7 @@ def die():
 
 
 def install(point: str, epoch: int) -> None:
-  save = checkpoints.save_weights
+  save = runs.save_weights
   epoch_file = f"epoch-{epoch:04d}.weights.h5"
   seen = []
 
@@ -45,7 +45,7 @@ def install(point: str, epoch: int) -> None:
       print(f"CRASH {point} epoch {epoch}", flush=True)
       die()
 
-  checkpoints.save_weights = save_weights
+  runs.save_weights = save_weights
 
 
 if __name__ == "__main__":

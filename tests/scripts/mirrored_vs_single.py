@@ -30,20 +30,19 @@ def pairs(steps: int) -> tf.data.Dataset:
   return tf.data.Dataset.from_tensor_slices(data).batch(PAIRS_PER_STEP, drop_remainder=True)
 
 
-def trained_weights(strategy: tf.distribute.Strategy, steps: int):
+def trained_weights(strategy: tf.distribute.Strategy, steps: int, precision: str):
   keras.utils.set_random_seed(0)
   with strategy.scope():
-    trainer = build_trainer(seed=0)
+    trainer = build_trainer(seed=0, precision=precision)
     initial = [w for m in trainer.networks for w in m.get_weights()]
     trainer.fit(pairs(steps), epochs=1, shuffle=False, verbose=0)
   return initial, [w for m in trainer.networks for w in m.get_weights()], trainer
 
 
 def main(precision: str, steps: int) -> None:
-  keras.config.set_dtype_policy(precision)
-  start, single, _ = trained_weights(tf.distribute.get_strategy(), steps)
+  start, single, _ = trained_weights(tf.distribute.get_strategy(), steps, precision)
   mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-  start_m, replicated, trainer = trained_weights(mirrored, steps)
+  start_m, replicated, trainer = trained_weights(mirrored, steps, precision)
   print(json.dumps({
       "replicas": mirrored.num_replicas_in_sync,
       "same_start": max(float(np.abs(a - b).max()) for a, b in zip(start, start_m)),

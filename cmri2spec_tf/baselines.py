@@ -1,0 +1,50 @@
+"""The trivial baselines a model must beat, given the same input (the MRI of each recording).
+
+  mean spectrogram   the mean of every training window (one image for everyone),
+  nearest neighbour  the mean spectrogram of the training recording whose MRI sequence is closest
+                     (Euclidean distance over the normalized 26 x 128 x 128 voxels).
+Training prints the first against the held-out L1 it monitors; evaluation scores both.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cmri2spec_tf.data.dataset import ArrayDataset
+
+NAMES = ("mean", "nearest_neighbour")
+
+
+def mean_window(train: ArrayDataset) -> np.ndarray:
+  """[64, 64]: the mean of every training window."""
+  return train.spectrograms.astype(np.float32).mean(axis=(0, 1))
+
+
+def mean_spectrogram(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
+  """[R, 64, 64]: the mean training window, for every held-out recording."""
+  mean = mean_window(train)
+  return np.broadcast_to(mean, (len(heldout),) + mean.shape).copy()
+
+
+def mean_spectrogram_l1(train: ArrayDataset, heldout: ArrayDataset,
+                        window_stride: int = 1) -> float:
+  """L1 of always predicting the mean training window, on the held-out windows that training
+  monitors as `val_l1` (every window_stride-th)."""
+  targets = heldout.spectrograms[:, ::window_stride].astype(np.float32)
+  return float(np.abs(targets - mean_window(train)).mean())
+
+
+def nearest_neighbour(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
+  """[R, 64, 64]: the mean spectrogram of the training recording with the closest MRI."""
+  train_mri = train.mri.reshape(len(train), -1).astype(np.float32)
+  squared_norms = np.einsum("ij,ij->i", train_mri, train_mri)
+  picks = []
+  for mri in heldout.mri.reshape(len(heldout), -1).astype(np.float32):
+    picks.append(int(np.argmin(squared_norms - 2 * train_mri @ mri)))
+  return train.spectrograms[picks].astype(np.float32).mean(axis=1)
+
+
+def predictions(train: ArrayDataset, heldout: ArrayDataset) -> dict[str, np.ndarray]:
+  """{name: [R, 64, 64]} of every baseline."""
+  return {"mean": mean_spectrogram(train, heldout),
+          "nearest_neighbour": nearest_neighbour(train, heldout)}

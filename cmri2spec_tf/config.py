@@ -1,0 +1,49 @@
+"""What defines a training run: `TrainConfig` and the names its fields may take.
+
+Plain data without TensorFlow, so that commands can define their flags from it (cli.py) before
+TensorFlow loads. The run folder stores it as config.json (runs.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+MODELS = ("cmri2spec", "lip2audspec")  # the paper's method, the baseline of Table 2
+JIT_CHOICES = {"auto": "auto", "on": True, "off": False}  # --jit values -> Keras's jit_compile
+STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies (distribute.py)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything that defines a run. Defaults are the paper's (Sec. 3.2)."""
+
+  data_dir: str
+  model_dir: str
+  epochs: int = 20
+  batch_size: int = 8
+  split: str = "loso"
+  fold: int = 0
+  split_seed: int = 0
+  seed: int = 0
+  model: str = "cmri2spec"
+  precision: str = "float32"
+  strategy: str = "default"
+  jit: str = "auto"
+  pair_disentangle: bool = True
+  gan: bool = True
+  beta: float = 0.5
+  lam: float = 0.5
+  translator_lr: float = 1e-3
+  discriminator_lr: float = 1e-4
+  adam_beta_1: float = 0.5
+  same_word_share: float = 0.5
+  pairs_per_epoch: int | None = None
+  val_window_stride: int = 1
+  cache_dir: str | None = None
+  image_every: int = 1
+  audio_every: int = 5
+  n_images: int = 3
+  verbose: int = 1
+  deterministic: bool = False
+  phantom_ageese: int = 43
+  phantom_asouk: int = 20

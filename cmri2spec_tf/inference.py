@@ -1,0 +1,145 @@
+"""A trained translator in use: load it from a run folder or an export, translate MRI, turn the
+spectrograms into dB and sound, write them as files (the `predict` command's work).
+
+  import cmri2spec_tf
+  model = cmri2spec_tf.load("runs/demo")            # or an export: "serving/cmri2spec/1"
+  spectrogram = model.predict("scans/S01/mri")      # a DICOM series, or an array
+  waveform = model.to_audio(spectrogram)            # Griffin-Lim, model.params.sample_rate Hz
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from cmri2spec_tf.data.spectrogram import (SpecParams, normalized_to_db,
+                                           waveform_from_normalized)
+
+BATCH_SIZE = 8
+
+
+class Translator:
+  """MRI -> normalized mel spectrograms [64, 64] (mel bins bottom-up x time), with the
+  spectrogram parameters (`params`) of the data it was trained on."""
+
+  def __init__(self, translate, params: SpecParams, source: str):
+    self._translate, self.params, self.source = translate, params, source
+
+  def __repr__(self) -> str:
+    return f"Translator({self.source!r})"
+
+  def predict(self, mri) -> np.ndarray:
+    """One series -> [64, 64]; a batch -> [B, 64, 64].
+
+    `mri`: a path (a folder of single-frame DICOM files or one multi-frame file, read as in
+    training), or an array in [0, 1] of [26, 128, 128] (one series), [B, 26, 128, 128] or
+    [B, 26, 128, 128, 1].
+    """
+    if isinstance(mri, (str, os.PathLike)):
+      return self.predict(read_series([os.fspath(mri)])[0])
+    mri = np.asarray(mri, np.float32)
+    single = mri.ndim == 3 or (mri.ndim == 4 and mri.shape[-1] == 1)
+    batch = mri[None] if single else mri
+    if batch.ndim == 4:
+      batch = batch[..., None]
+    if batch.shape[1:] != (26, 128, 128, 1):
+      raise ValueError(f"mri must be [26, 128, 128] or [B, 26, 128, 128(, 1)], got {mri.shape}")
+    out = np.concatenate([self._translate(batch[i:i + BATCH_SIZE])
+                          for i in range(0, len(batch), BATCH_SIZE)])
+    return out[0] if single else out
+
+  def to_db(self, spectrogram: np.ndarray) -> np.ndarray:
+    """The normalized spectrogram in dB (ref 1), the inverse of the training normalization."""
+    return normalized_to_db(np.asarray(spectrogram, np.float32), self.params)
+
+  def to_audio(self, spectrogram: np.ndarray) -> np.ndarray:
+    """One [64, 64] spectrogram -> waveform (Griffin-Lim), window_samples at sample_rate."""
+    return waveform_from_normalized(np.asarray(spectrogram, np.float32), self.params)
+
+
+def load(path: str, weights: str = "best") -> Translator:
+  """A Translator from a training run's model_dir (its `weights`: best or last epoch) or from an
+  exported SavedModel version folder."""
+  from cmri2spec_tf import runs, serving
+
+  if serving.is_export(path):
+    translate, params = serving.load_export(path)
+    return Translator(translate, params, path)
+  if os.path.exists(runs.path(path, runs.CONFIG_JSON)):
+    translator, params, _ = runs.load_translator(path, weights)
+    return Translator(lambda mri: np.asarray(translator.predict_on_batch(mri))[..., 0], params,
+                      path)
+  raise FileNotFoundError(f"{path}: neither a training run's model_dir ({runs.CONFIG_JSON}) nor "
+                          "an exported SavedModel (saved_model.pb)")
+
+
+def read_series(series: list[str]) -> np.ndarray:
+  """float32 [N, 26, 128, 128]; raises DatasetProblems listing every unreadable series."""
+  from cmri2spec_tf.data import dicom
+  from cmri2spec_tf.data.problems import DataError, DatasetProblems
+
+  frames, problems = [], []
+  for path in series:
+    try:
+      frames.append(dicom.read_cine(path).frames)
+    except DataError as e:
+      problems.append(e.problem)
+  if problems:
+    raise DatasetProblems(problems)
+  return np.stack(frames)
+
+
+# ------------------------------------------------------------------ the predict command's files
+def list_series(mri: str, batch: bool) -> list[str]:
+  """The series to translate: `mri` itself, or with `batch` every visible entry of it."""
+  if not batch:
+    return [mri]
+  if not os.path.isdir(mri):
+    raise FileNotFoundError(f"{mri}: --batch needs a folder holding one entry per series")
+  entries = sorted(os.path.join(mri, e) for e in os.listdir(mri) if not e.startswith("."))
+  if not entries:
+    raise FileNotFoundError(f"{mri}: empty folder, no series to translate")
+  return entries
+
+
+def output_prefixes(series: list[str], out: str, batch: bool) -> list[str]:
+  if not batch:
+    return [out]
+  return [os.path.join(out, os.path.splitext(os.path.basename(s.rstrip(os.sep)))[0])
+          for s in series]
+
+
+def write_outputs(model: Translator, prefix: str, spectrogram: np.ndarray, title: str) -> None:
+  """PREFIX.npy, PREFIX.png, PREFIX.wav, each written atomically."""
+  import soundfile
+
+  from cmri2spec_tf import atomic, plots
+
+  with atomic.atomic_path(prefix + ".npy", suffix=".npy") as tmp:
+    np.save(tmp, spectrogram.astype(np.float32))
+  atomic.write_bytes(prefix + ".png", plots.spectrogram_row_png(
+      {"predicted mel spectrogram": spectrogram}, model.params, title=title))
+  with atomic.atomic_path(prefix + ".wav", suffix=".wav") as tmp:
+    soundfile.write(tmp, model.to_audio(spectrogram), model.params.sample_rate, subtype="PCM_16")
+
+
+def predict_files(model_path: str, mri: str, out: str, batch: bool) -> list[str]:
+  """Reads every series (nothing is written if one is bad), translates, writes the files of
+  each; returns the output prefixes."""
+  import keras
+
+  series = list_series(mri, batch)
+  prefixes = output_prefixes(series, out, batch)
+  inputs = read_series(series)
+  model = load(model_path)
+  bar = keras.utils.Progbar(len(series), unit_name="series") if batch else None
+  spectrograms = []
+  for start in range(0, len(series), BATCH_SIZE):
+    spectrograms.extend(model.predict(inputs[start:start + BATCH_SIZE]))
+    if bar:
+      bar.update(min(start + BATCH_SIZE, len(series)))
+  for path, prefix, spectrogram in zip(series, prefixes, spectrograms):
+    title = os.path.join(*os.path.abspath(path).split(os.sep)[-2:])  # e.g. S01/mri
+    write_outputs(model, prefix, spectrogram, title=title)
+  return prefixes

@@ -1,0 +1,101 @@
+"""A trained run's translator as a SavedModel for TF Serving (the `export` command's work).
+
+What is exported: the translator only (Fig. 2's inference path: encoder -> s and mu, w = mu,
+decoder; or the Lip2AudSpec network), in float32 whatever the training precision, with the
+weights of the best held-out epoch (or the last). No discriminator, no pairs, no sampling.
+
+Signatures (`saved_model_cli show --dir E/1 --all` lists them):
+  serving_default  input  mri          float32 [batch, 26, 128, 128, 1], values in [0, 1]
+                   output spectrogram  float32 [batch, 64, 64, 1], normalized mel in [0, 1],
+                                       mel bins bottom-up (row 0 = lowest frequency) x time
+  mel_db           input  mri          as above
+                   outputs spectrogram as above, and
+                           mel_db      float32 [batch, 64, 64, 1], the same in dB (ref 1):
+                                       db_min + spectrogram * (db_max - db_min)
+The spectrogram parameters (sample rate, FFT, hop, mel bins, dB range) are stored as the asset
+`assets/spec_params.json`, so clients can turn the output back into sound without our code.
+
+The export is written to a temporary folder beside export_dir and renamed into place; an
+existing export_dir is never overwritten (TF Serving versions are immutable: use a new number).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from cmri2spec_tf import runs
+from cmri2spec_tf.data.spectrogram import SpecParams
+from cmri2spec_tf.models.translator import MRI_SHAPE
+
+SPEC_PARAMS_ASSET = "spec_params.json"
+SERVING_INPUT = "mri"
+SIGNATURES = ("serving_default", "mel_db")
+
+
+def serving_module(translator, params: SpecParams, params_path: str) -> tf.Module:
+  """A tf.Module with the two signatures and the spectrogram parameters as an asset."""
+  mri_spec = tf.TensorSpec([None, *MRI_SHAPE], tf.float32, name=SERVING_INPUT)
+
+  class Translator(tf.Module):
+    def __init__(self):
+      super().__init__(name="cmri2spec")
+      self.translator = translator
+      self.spec_params = tf.saved_model.Asset(params_path)
+
+    @tf.function(input_signature=[mri_spec])
+    def spectrogram(self, mri):
+      return {"spectrogram": self.translator(mri, training=False)}
+
+    @tf.function(input_signature=[mri_spec])
+    def spectrogram_and_db(self, mri):
+      spectrogram = self.translator(mri, training=False)
+      mel_db = params.db_min + spectrogram * (params.db_max - params.db_min)
+      return {"spectrogram": spectrogram, "mel_db": mel_db}
+
+  return Translator()
+
+
+def save(translator, params: SpecParams, export_dir: str) -> str:
+  """Writes translator + params as a SavedModel version folder (which must not exist yet)."""
+  export_dir = os.path.abspath(export_dir)
+  if os.path.exists(export_dir):
+    raise FileExistsError(f"{export_dir} exists: TF Serving versions are immutable, export to a "
+                          "new version number")
+  parent = os.path.dirname(export_dir)
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=f".{os.path.basename(export_dir)}.", dir=parent)
+  try:
+    params_path = os.path.join(staging, SPEC_PARAMS_ASSET)
+    with open(params_path, "w") as f:
+      f.write(params.to_json())
+    module = serving_module(translator, params, params_path)
+    saved = os.path.join(staging, "saved_model")
+    tf.saved_model.save(module, saved, signatures={
+        "serving_default": module.spectrogram, "mel_db": module.spectrogram_and_db})
+    os.rename(saved, export_dir)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return export_dir
+
+
+def export(model_dir: str, export_dir: str, weights: str = "best") -> str:
+  """A run's translator in float32 -> export_dir (which must not exist yet); returns its path."""
+  translator, params, _ = runs.load_translator(model_dir, weights, precision="float32")
+  return save(translator, params, export_dir)
+
+
+def is_export(path: str) -> bool:
+  return os.path.exists(os.path.join(path, "saved_model.pb"))
+
+
+def load_export(path: str):
+  """(function mri [B, 26, 128, 128, 1] -> spectrograms [B, 64, 64], SpecParams) of an export."""
+  serving = tf.saved_model.load(path).signatures["serving_default"]
+  with open(os.path.join(path, "assets", SPEC_PARAMS_ASSET)) as f:
+    params = SpecParams.from_json(f.read())
+  return (lambda mri: serving(**{SERVING_INPUT: tf.constant(mri)})["spectrogram"].numpy()[..., 0],
+          params)

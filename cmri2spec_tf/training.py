@@ -1,0 +1,136 @@
+"""One training run on one fold: data -> pairs -> trainer -> checkpoints, TensorBoard, summary.
+
+`train` maps its flags onto a `config.TrainConfig` and calls `run`; the ablation (study.py) does the
+same for each job. What the run writes and where is runs.py's; the trainer is trainer.py's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cmri2spec_tf import baselines, callbacks, distribute, machine, precision, runs
+from cmri2spec_tf.data import dataset as dataset_lib
+from cmri2spec_tf.data import pairs, phantom
+from cmri2spec_tf.data.spectrogram import SpecParams
+from cmri2spec_tf.config import TrainConfig
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss became NaN or infinite; nothing of that epoch was saved."""
+
+
+def ensure_data(config: TrainConfig) -> None:
+  """Writes the phantom into data_dir when the folder is missing or empty (first use)."""
+  folder = config.data_dir
+  if os.path.isdir(folder) and os.listdir(folder):
+    return
+  if config.strategy == "multi_worker":
+    raise ValueError(f"{folder} is empty: a multi-worker run reads an existing dataset; write "
+                     "the phantom first (python -m cmri2spec_tf.phantom --out_dir=...)")
+  print(f"{folder} is empty: writing the phantom ({config.phantom_ageese} 'ageese', "
+        f"{config.phantom_asouk} 'asouk' subjects, seed {config.seed})")
+  phantom.generate(folder, config.phantom_ageese, config.phantom_asouk, seed=config.seed,
+                   workers=os.cpu_count() or 1)
+
+
+def run(config: TrainConfig) -> dict:
+  """Trains (or resumes) one fold; returns the summary also written to summary.json.
+
+  Under a multi-worker strategy only the chief writes config.model_dir; the others write their
+  own copy (distribute.write_dir) and resume from the chief's checkpoints.
+  """
+  strategy = distribute.make_strategy(config.strategy)  # first: it may start the cluster
+  distribute.check_batch_size(strategy, config.batch_size)
+  resume_dir = config.model_dir
+  config = dataclasses.replace(config, model_dir=distribute.write_dir(config.model_dir, strategy))
+  os.makedirs(config.model_dir, exist_ok=True)
+  runs.remove_stale_temporaries(config.model_dir)
+  keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  warn_if_slow(config.precision)
+  ensure_data(config)
+  data = dataset_lib.load_dataset(config.data_dir, SpecParams(), config.cache_dir,
+                                  verbose=config.verbose > 0)
+  train, heldout = data.fold(config.split, config.fold, config.split_seed)
+  runs.write_config(config)
+  runs.write_spec_params(config.model_dir, data.params)
+
+  with strategy.scope():  # models and both optimizers (notes: built inside the scope)
+    model = runs.build_model(config)
+    done = runs.restore_latest(model, resume_dir)
+    if not done:
+      init_output_bias(model, train)
+  baseline = baselines.mean_spectrogram_l1(train, heldout, config.val_window_stride)
+  print(f"fold {config.fold} ({config.split}): {len(train)} training subjects, held out "
+        f"{', '.join(heldout.subject_ids)}; mean-spectrogram L1 on them {baseline:.4f}")
+  if done:
+    print(f"resumed after epoch {done} from {runs.checkpoint_dir(config.model_dir)} "
+          f"(weights fingerprint {weights_fingerprint(model):.6f}); starting epoch {done + 1}")
+  if strategy.num_replicas_in_sync > 1:
+    print(f"{config.strategy} strategy: {strategy.num_replicas_in_sync} replicas, "
+          f"{config.batch_size // strategy.num_replicas_in_sync} pairs each per step")
+  if done < config.epochs:
+    with strategy.scope():
+      _fit(model, config, train, heldout, done)
+    if model.stop_training:  # TerminateOnNaN
+      kept = runs.restore_latest(model, config.model_dir)
+      raise TrainingDiverged(
+          f"training stopped: a loss became NaN or infinite in epoch {kept + 1}; the last good "
+          f"checkpoint (epoch {kept}) is kept in {runs.checkpoint_dir(config.model_dir)}. "
+          "Lower the learning rates or check the data, then run again to resume from it.")
+  best = runs.read_best(config.model_dir)
+  summary = {"fold": config.fold, "heldout_subjects": list(heldout.subject_ids),
+             "epochs": config.epochs, "best_epoch": best.get("epoch"),
+             "heldout_l1": best.get("val_l1"), "mean_spectrogram_l1": baseline}
+  runs.write_summary(config.model_dir, summary)
+  print(f"held-out L1 {summary['heldout_l1']:.4f} (best epoch {summary['best_epoch']}) vs "
+        f"mean-spectrogram baseline {baseline:.4f}")
+  return summary
+
+
+def warn_if_slow(name: str) -> None:
+  """A warning on stderr when the precision is slower than float32 on this machine."""
+  note = precision.slow_precision_note(name, machine.has_gpu(), machine.cpu_flags())
+  if note:
+    print(f"warning: {note}", file=sys.stderr)
+
+
+def init_output_bias(model, train: dataset_lib.ArrayDataset) -> None:
+  """Starts the sigmoid output at the training targets' mean level instead of 0.5.
+
+  A standard initialisation (the data prior in the last bias): without it the first few hundred
+  Adam steps on a CPU only move the output from 0.5 towards the noise floor of the spectrograms.
+  """
+  mean = float(np.clip(train.spectrograms.astype(np.float32).mean(), 1e-3, 1 - 1e-3))
+  bias = model.output_layer().bias
+  bias.assign(np.full(bias.shape, np.log(mean / (1 - mean)), dtype=np.float32))
+
+
+def _fit(model, config, train, heldout, done):
+  train_pairs = pairs.pairs_dataset(train, config.batch_size, config.same_word_share,
+                                    config.seed, first_epoch=done,
+                                    pairs_per_epoch=config.pairs_per_epoch)
+  heldout_recordings = pairs.recordings_dataset(heldout, batch_size=8,
+                                                window_stride=config.val_window_stride)
+  logs = runs.tensorboard_dirs(config.model_dir)
+  images = callbacks.held_out_examples(heldout, config.n_images)
+  model.fit(train_pairs, epochs=config.epochs, initial_epoch=done,
+            validation_data=heldout_recordings, verbose=config.verbose, shuffle=False,
+            callbacks=[keras.callbacks.TensorBoard(logs["keras"], write_graph=False),
+                       callbacks.HeldOutImages(logs["heldout"], *images, train.params,
+                                               every=config.image_every,
+                                               audio_every=config.audio_every),
+                       runs.EpochCheckpoint(config.model_dir),
+                       keras.callbacks.TerminateOnNaN()])
+
+
+def weights_fingerprint(model: keras.Model) -> float:
+  """Sum of |w| over every weight of the method's networks: equal weights, equal sum."""
+  return float(sum(np.abs(w).sum() for m in model.networks for w in m.get_weights()))
