@@ -8,15 +8,21 @@ DEMO_DATA ?= data/phantom
 TFIO_VENV := .venv-tfio
 TFIO_STAMP := $(TFIO_VENV)/.installed
 
-.PHONY: demo test test-tfio install clean
+.PHONY: demo test test-tfio install install-gpu clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock setup.py
+$(STAMP): requirements.lock requirements-runtime.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# A GPU workstation without Docker (Linux x86-64, NVIDIA driver installed): the same
+# environment plus the CUDA libraries TensorFlow 2.21 needs, from PyPI (tensorflow[and-cuda]).
+install-gpu: $(STAMP)
+	$(BIN)/pip install -q --no-build-isolation -e ".[gpu]" -c requirements-runtime.lock
+	$(BIN)/python -c "from cmri2spec_tf import cli, machine; cli.set_environment_defaults(); print(machine.device_report())"
 
 demo: $(STAMP)
 	test -f $(DEMO_DATA)/manifest.csv || $(BIN)/python -m cmri2spec_tf.phantom --out_dir=$(DEMO_DATA)
@@ -27,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 # The optional tensorflow-io extra in its own environment (TF 2.17.1): its tests must run, not skip.
-$(TFIO_STAMP): requirements-tfio.lock setup.py
+$(TFIO_STAMP): requirements-tfio.lock pyproject.toml
 	$(PYTHON) -m venv $(TFIO_VENV)
 	$(TFIO_VENV)/bin/pip install -q -r requirements-tfio.lock
 	$(TFIO_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .

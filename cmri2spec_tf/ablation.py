@@ -5,14 +5,15 @@ The work is study.py's.
 
 Takes the training flags of `train` (data, epochs, batch, precision, ...) except those it sets per
 job (model_dir, fold, seed, model, pair_disentangle, gan), plus --out_dir, --methods, --seeds and
---folds. Jobs run one after another with a progress bar; run the same command again after a stop
-and it resumes where it stopped. Writes out_dir/table.md, table.csv and figure3.png.
+--folds; `--help` lists them all. Jobs run one after another, each printing a line per epoch;
+run the same command again after a stop and it resumes where it stopped. Writes
+out_dir/table.md, table.csv and figure3.png.
 """
 
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from cmri2spec_tf import cli
 
@@ -33,6 +34,9 @@ def define_flags():
                     "(default: nothing chosen on the held-out subjects) or its best held-out "
                     "epoch (optimistic). Changing it re-evaluates finished jobs without "
                     "retraining.")
+  for name in ("seeds", "folds"):
+    flags.register_validator(name, lambda values: all(v.isdigit() for v in values),
+                             "must be a comma-separated list of non-negative integers")
 
 
 def main(argv):
@@ -42,20 +46,19 @@ def main(argv):
   from cmri2spec_tf.data import splits
   from cmri2spec_tf.data.problems import DatasetProblems
 
+  from cmri2spec_tf.config import ConfigError
+
   base = cli.config_from_flags(model_dir=FLAGS.out_dir, fold=0, seed=0, model="cmri2spec",
                                pair_disentangle=True, gan=True)
+  study.check_methods(FLAGS.methods)
   try:
-    study.check_methods(FLAGS.methods)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  try:
-    training.ensure_data(base)
+    training.prepare_data(base)
     data = dataset_lib.load_dataset(base.data_dir, cache_dir=base.cache_dir)
     n_folds = len(splits.make_folds(data.subject_ids, data.words, base.split, base.split_seed))
     folds = [int(f) for f in FLAGS.folds] or list(range(n_folds))
     if any(not 0 <= f < n_folds for f in folds):
-      raise app.UsageError(f"--folds={','.join(FLAGS.folds)}: split {base.split!r} has folds "
-                           f"0-{n_folds - 1}")
+      raise ConfigError(f"--folds={','.join(FLAGS.folds)}: split {base.split!r} of this "
+                        f"dataset has folds 0-{n_folds - 1}")
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     study.run_study(base, FLAGS.out_dir, FLAGS.methods, [int(s) for s in FLAGS.seeds], folds,
                     FLAGS.eval_weights)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 
 import keras
 import numpy as np
+import soundfile
 import tensorflow as tf
+from tensorboard.plugins.audio import metadata as audio_metadata
 
 from cmri2spec_tf import plots
 from cmri2spec_tf.data.spectrogram import SpecParams, waveform_from_normalized
@@ -35,18 +38,14 @@ class HeldOutImages(keras.callbacks.Callback):
         tf.summary.image("heldout/truth_prediction_error", self._images(predictions),
                          max_outputs=len(self.names))
       if sound:
-        rate = self.spec_params.sample_rate
-        tf.summary.audio("heldout/audio_prediction", self._sounds(predictions), rate,
-                         max_outputs=len(self.names))
-        tf.summary.audio("heldout/audio_truth", self._sounds(self.spectrograms), rate,
-                         max_outputs=len(self.names))
+        write_audio("heldout/audio_prediction", self._sounds(predictions), self.spec_params)
+        write_audio("heldout/audio_truth", self._sounds(self.spectrograms), self.spec_params)
     self.writer.flush()
 
-  def _sounds(self, spectrograms) -> tf.Tensor:
-    """[k, window_samples, 1] in [-1, 1]: Griffin-Lim of each spectrogram, peak-limited."""
+  def _sounds(self, spectrograms) -> list[np.ndarray]:
+    """Griffin-Lim of each spectrogram, peak-limited to [-1, 1]."""
     waveforms = [waveform_from_normalized(s, self.spec_params) for s in spectrograms]
-    waveforms = [w / max(1.0, float(np.abs(w).max())) for w in waveforms]
-    return tf.constant(np.stack(waveforms)[..., None], tf.float32)
+    return [w / max(1.0, float(np.abs(w).max())) for w in waveforms]
 
   def _images(self, predictions) -> tf.Tensor:
     pngs = []
@@ -73,3 +72,33 @@ def held_out_examples(heldout, n_examples: int):
   return mri, spec, names
 
 
+class EpochLine(keras.callbacks.Callback):
+  """One printed line per epoch: a label (the ablation's job), the epoch, its losses and the
+  held-out L1; for runs whose Keras progress output is off."""
+
+  def __init__(self, label: str, epochs: int):
+    super().__init__()
+    self.label, self.epochs = label, epochs
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    losses = " ".join(f"{k} {v:.4f}" for k, v in logs.items() if not k.startswith("val_"))
+    heldout = logs.get("val_l1")
+    print(f"{self.label}: epoch {epoch + 1}/{self.epochs} {losses}"
+          + (f"; held-out L1 {heldout:.4f}" if heldout is not None else ""), flush=True)
+
+
+def write_audio(tag: str, waveforms: list[np.ndarray], params: SpecParams) -> None:
+  """An audio summary of mono waveforms, in TensorBoard's format: a [k, 2] string tensor of
+  (16-bit WAV bytes, label). Written here rather than with tf.summary.audio, whose string
+  transpose makes TensorFlow's oneDNN CPU kernels log an error line every time."""
+  clips = np.array([[_wav_bytes(w, params.sample_rate), b""] for w in waveforms], dtype=object)
+  metadata = audio_metadata.create_summary_metadata(
+      display_name=None, description=None, encoding=audio_metadata.Encoding.Value("WAV"))
+  tf.summary.write(tag, tf.constant(clips, tf.string), metadata=metadata)
+
+
+def _wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
+  out = io.BytesIO()
+  soundfile.write(out, np.clip(waveform, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
+  return out.getvalue()

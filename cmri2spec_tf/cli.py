@@ -7,6 +7,11 @@ README's "Code map"). `entry()` is both `python -m cmri2spec_tf.NAME` and the co
 under absl. Command modules import nothing heavy at the top, so that those defaults are in place
 before TensorFlow loads. No flag is defined at import time.
 
+Exit status: 0 done; 1 bad data or files (`fail`); 2 a usage error: a flag's value out of its
+range (absl validators) or a setting that cannot work with this data or machine
+(`config.ConfigError`), printed as one line "error: ...". `--flagfile=NAME` also finds the
+configs installed with the package by name (`--flagfile=demo`).
+
 This module also owns the flags that describe a training run (`define_training_flags`), shared
 by `train` and `ablation`, and their mapping onto `config.TrainConfig`.
 """
@@ -20,24 +25,88 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) hides our own output.
 # oneDNN kernels: TensorFlow turns them on by default only on some x86 CPUs; on a 2-core AMD EPYC
-# they made Conv3D ~10x and a training step ~5x faster. Users' own values win.
-ENVIRONMENT_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+# they made Conv3D ~10x and a training step ~5x faster. Users' own values always win.
+ENVIRONMENT_DEFAULTS = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+# TensorFlow's C++ INFO and WARNING lines are hidden only on machines without an NVIDIA driver,
+# where none of them concerns a GPU; where there is a driver, its GPU-library warnings are shown.
+CPU_ONLY_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def set_environment_defaults() -> None:
   """Sets what a process entry sets before TensorFlow loads (never on `import cmri2spec_tf`)."""
-  for name, value in ENVIRONMENT_DEFAULTS.items():
+  from cmri2spec_tf import machine
+
+  defaults = ENVIRONMENT_DEFAULTS | (CPU_ONLY_DEFAULTS if machine.nvidia_driver() is None else {})
+  for name, value in defaults.items():
     os.environ.setdefault(name, value)
 
 
-def start(define_flags, main) -> None:
-  """Runs one command: environment defaults, its flags, then main under absl."""
+def start(define_flags, main, report_devices: bool = True) -> None:
+  """Runs one command: environment defaults, its flags, then main under absl; commands that
+  compute with TensorFlow print the device report (machine.py) as their first line."""
+  from cmri2spec_tf import machine
+  from cmri2spec_tf.config import ConfigError
+
   set_environment_defaults()
+  if report_devices:
+    machine.probe_gpus()  # first: importing Keras (the flags do) probes CUDA too
+  before = set(FLAGS)
   define_flags()
-  app.run(main)
+  for name in set(FLAGS) - before:  # --help lists them, also under a console script
+    FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+
+  def main_after_report(argv):
+    if report_devices:
+      print(machine.device_report(_flag("precision"), _flag("strategy")), flush=True)
+    try:
+      return main(argv)
+    except ConfigError as e:
+      usage_error(str(e))
+
+  app.run(main_after_report, flags_parser=parse_flags)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, with packaged configs found by name and errors as one line, exit 2."""
+  try:
+    return FLAGS([argv[0]] + [_packaged_flagfile(arg) for arg in argv[1:]])
+  except flags.Error as e:
+    usage_error(str(e))
+  except SystemExit:  # absl's --help and friends print the help and exit 1; asked for, it is 0
+    if HELP_FLAGS & {arg.split("=")[0] for arg in argv[1:]}:
+      sys.exit(0)
+    raise
+
+
+def usage_error(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _packaged_flagfile(arg: str) -> str:
+  """--flagfile=NAME (demo, demo.cfg, configs/demo.cfg) -> the installed config, when NAME is
+  not a file here; every other argument unchanged."""
+  prefix = "--flagfile="
+  if not arg.startswith(prefix) or os.path.exists(arg[len(prefix):]):
+    return arg
+  name = os.path.basename(arg[len(prefix):])
+  for candidate in (name, name + ".cfg"):
+    if os.path.isfile(os.path.join(CONFIGS, candidate)):
+      return prefix + os.path.join(CONFIGS, candidate)
+  return arg
+
+
+def packaged_configs() -> list[str]:
+  """Names of the configs installed with the package (`--flagfile=NAME`)."""
+  return sorted(f[:-len(".cfg")] for f in os.listdir(CONFIGS) if f.endswith(".cfg"))
+
+
+def _flag(name: str):
+  return FLAGS[name].value if name in FLAGS else None
 
 
 def fail(message: str) -> None:
@@ -55,8 +124,8 @@ def define_training_flags(skip=()) -> None:
   defaults = TrainConfig(data_dir="", model_dir="")
   define = {
       "data_dir": lambda: flags.DEFINE_string(
-          "data_dir", None, "Dataset folder (manifest.csv). An empty or missing folder gets the "
-          "phantom written into it.", required=True),
+          "data_dir", None, "Dataset folder (manifest.csv). With --phantom, a missing or empty "
+          "folder gets the synthetic phantom written into it first.", required=True),
       "model_dir": lambda: flags.DEFINE_string(
           "model_dir", None, "Where checkpoints, logs and the model go.", required=True),
       "epochs": lambda: flags.DEFINE_integer(
@@ -92,15 +161,18 @@ def define_training_flags(skip=()) -> None:
       "gan": lambda: flags.DEFINE_bool(
           "gan", defaults.gan, "Adversarial training (Table 2 'GAN')."),
       "beta": lambda: flags.DEFINE_float(
-          "beta", defaults.beta, "Weight of the KL term for same-word pairs."),
+          "beta", defaults.beta, "Weight of the KL term for same-word pairs.", lower_bound=0),
       "lam": lambda: flags.DEFINE_float(
-          "lam", defaults.lam, "Weight lambda of the adversarial term L_T."),
+          "lam", defaults.lam, "Weight lambda of the adversarial term L_T.", lower_bound=0),
       "translator_lr": lambda: flags.DEFINE_float(
-          "translator_lr", defaults.translator_lr, "Adam learning rate, encoder+decoder."),
+          "translator_lr", defaults.translator_lr, "Adam learning rate, encoder+decoder.",
+          lower_bound=0),
       "discriminator_lr": lambda: flags.DEFINE_float(
-          "discriminator_lr", defaults.discriminator_lr, "Adam learning rate, D."),
+          "discriminator_lr", defaults.discriminator_lr, "Adam learning rate, D.",
+          lower_bound=0),
       "adam_beta_1": lambda: flags.DEFINE_float(
-          "adam_beta_1", defaults.adam_beta_1, "Adam beta_1 (the paper's momentum)."),
+          "adam_beta_1", defaults.adam_beta_1, "Adam beta_1 (the paper's momentum).",
+          lower_bound=0, upper_bound=0.999),
       "same_word_share": lambda: flags.DEFINE_float(
           "same_word_share", defaults.same_word_share, "Share of same-word pairs.",
           lower_bound=0, upper_bound=1),
@@ -122,21 +194,46 @@ def define_training_flags(skip=()) -> None:
           "n_images", defaults.n_images, "Held-out examples shown in TensorBoard.",
           lower_bound=1),
       "verbose": lambda: flags.DEFINE_integer(
-          "verbose", defaults.verbose, "Keras fit verbosity: 0, 1 (bar), 2 (line)."),
+          "verbose", defaults.verbose, "Keras fit verbosity: 0, 1 (bar), 2 (line).",
+          lower_bound=0, upper_bound=2),
       "deterministic": lambda: flags.DEFINE_bool(
           "deterministic", defaults.deterministic, "Seeded Python/NumPy/TensorFlow and "
           "TensorFlow op determinism: the same run gives the same weights, bit for bit, on the "
           "same machine (slower on GPUs)."),
+      "phantom": lambda: flags.DEFINE_bool(
+          "phantom", defaults.phantom, "Write the synthetic phantom into --data_dir first when "
+          "that folder is missing or empty (never into a folder that holds anything)."),
       "phantom_ageese": lambda: flags.DEFINE_integer(
-          "phantom_ageese", defaults.phantom_ageese, "Phantom size on first use."),
+          "phantom_ageese", defaults.phantom_ageese, "Phantom subjects saying 'ageese' "
+          "(with --phantom).", lower_bound=0),
       "phantom_asouk": lambda: flags.DEFINE_integer(
-          "phantom_asouk", defaults.phantom_asouk, "Phantom size on first use."),
+          "phantom_asouk", defaults.phantom_asouk, "Phantom subjects saying 'asouk' "
+          "(with --phantom).", lower_bound=0),
   }
   assert set(define) == {f.name for f in dataclasses.fields(TrainConfig)}
   for name, make in define.items():
     if name not in skip:
       make()
-  if "jit" not in skip and "deterministic" not in skip:
+  _register_training_validators(set(define) - set(skip))
+
+
+def _register_training_validators(defined: set[str]) -> None:
+  """Checks that need no data, at parse time (the rest raise config.ConfigError later)."""
+  if "split" in defined:
+    flags.register_validator(
+        "split", lambda v: v == "loso" or (v.isdigit() and int(v) >= 2),
+        "must be 'loso' (leave-one-subject-out) or a number of subject folds >= 2")
+  if {"split", "fold"} <= defined:
+    flags.register_multi_flags_validator(
+        ["split", "fold"], lambda f: not (f["split"] or "").isdigit()
+        or f["fold"] < int(f["split"]),
+        "--fold must be below the number of folds of --split (0 to k-1)")
+  if {"pairs_per_epoch", "batch_size"} <= defined:
+    flags.register_multi_flags_validator(
+        ["pairs_per_epoch", "batch_size"],
+        lambda f: f["pairs_per_epoch"] is None or f["pairs_per_epoch"] >= f["batch_size"],
+        "--pairs_per_epoch must be at least --batch_size (one step per epoch)")
+  if {"jit", "deterministic"} <= defined:
     flags.register_multi_flags_validator(
         ["jit", "deterministic"], lambda f: not (f["jit"] == "on" and f["deterministic"]),
         "--jit=on and --deterministic do not go together (Keras turns XLA off under op "

@@ -13,6 +13,11 @@ JIT_CHOICES = {"auto": "auto", "on": True, "off": False}  # --jit values -> Kera
 STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies (distribute.py)
 
 
+class ConfigError(ValueError):
+  """A setting that cannot work with this data or machine (a fold the split does not have, a
+  batch that does not divide over the replicas, ...). Commands print it as one line and exit 2."""
+
+
 @dataclasses.dataclass
 class TrainConfig:
   """Everything that defines a run. Defaults are the paper's (Sec. 3.2)."""
@@ -45,5 +50,6 @@ class TrainConfig:
   n_images: int = 3
   verbose: int = 1
   deterministic: bool = False
+  phantom: bool = False
   phantom_ageese: int = 43
   phantom_asouk: int = 20

@@ -17,7 +17,7 @@ import os
 
 import tensorflow as tf
 
-from cmri2spec_tf.config import STRATEGIES
+from cmri2spec_tf.config import STRATEGIES, ConfigError
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -30,17 +30,17 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy(devices)
   if name == "multi_worker":
     if not os.environ.get("TF_CONFIG"):
-      raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+      raise ConfigError("--strategy=multi_worker needs the TF_CONFIG environment variable "
                        "(cluster and task), see the README's 'Several GPUs or machines'")
     return tf.distribute.MultiWorkerMirroredStrategy()
-  raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+  raise ConfigError(f"--strategy={name}: must be one of {', '.join(STRATEGIES)}")
 
 
 def check_batch_size(strategy: tf.distribute.Strategy, batch_size: int) -> None:
   """Every replica must get the same number of pairs per step."""
   replicas = strategy.num_replicas_in_sync
   if batch_size % replicas:
-    raise ValueError(f"--batch_size={batch_size} (pairs per step, all replicas together) is not "
+    raise ConfigError(f"--batch_size={batch_size} (pairs per step, all replicas together) is not "
                      f"a multiple of the {replicas} replicas")
 
 

@@ -74,6 +74,20 @@ def load(path: str, weights: str = "best") -> Translator:
                           "an exported SavedModel (saved_model.pb)")
 
 
+def remote(url: str, params: SpecParams | None = None,
+           signature: str = "serving_default") -> Translator:
+  """A Translator whose predictions come from TF Serving's REST API at `url`
+  (http://HOST:8501/v1/models/NAME). `params`: the export's assets/spec_params.json (the
+  package's defaults, the fixed normalization every run uses, when None)."""
+  from cmri2spec_tf import serving
+
+  def translate(batch: np.ndarray) -> np.ndarray:
+    return serving.rest_predictions(serving.post_predict(url, serving.rest_request(batch,
+                                                                                  signature)))
+
+  return Translator(translate, params or SpecParams(), url)
+
+
 def read_series(series: list[str]) -> np.ndarray:
   """float32 [N, 26, 128, 128]; raises DatasetProblems listing every unreadable series."""
   from cmri2spec_tf.data import dicom
@@ -124,15 +138,17 @@ def write_outputs(model: Translator, prefix: str, spectrogram: np.ndarray, title
     soundfile.write(tmp, model.to_audio(spectrogram), model.params.sample_rate, subtype="PCM_16")
 
 
-def predict_files(model_path: str, mri: str, out: str, batch: bool) -> list[str]:
-  """Reads every series (nothing is written if one is bad), translates, writes the files of
+def predict_files(model: str | Translator, mri: str, out: str, batch: bool) -> list[str]:
+  """Reads every series (nothing is written if one is bad), translates with `model` (a
+  Translator, or a path for `load`, loaded once the series are read), writes the files of
   each; returns the output prefixes."""
   import keras
 
   series = list_series(mri, batch)
   prefixes = output_prefixes(series, out, batch)
   inputs = read_series(series)
-  model = load(model_path)
+  if not isinstance(model, Translator):
+    model = load(model)
   bar = keras.utils.Progbar(len(series), unit_name="series") if batch else None
   spectrograms = []
   for start in range(0, len(series), BATCH_SIZE):

@@ -1,9 +1,18 @@
-"""Facts about the machine a command runs on: CPU model and features, GPUs, a one-line summary."""
+"""Facts about the machine a command runs on: CPU model and features, GPUs, a one-line summary,
+and the device report every command prints first (`device_report`)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
+import sys
+import tempfile
+
+NVIDIA_DRIVER_VERSION = "/proc/driver/nvidia/version"
+# TensorFlow's CUDA build probes the driver once per process; without one it logs this at error
+# level. Harmless on a CPU-only machine: the device report says "CPU only" instead.
+CUDA_PROBE_NOISE = "failed call to cuInit"
 
 
 def cpuinfo(field: str) -> str:
@@ -48,3 +57,60 @@ def description() -> str:
 
   gpus = ", ".join(gpu_names()) or "no GPU"
   return f"{cpu_name()}; {usable_cores()} cores; {gpus}; TensorFlow {tf.__version__}"
+
+
+def nvidia_driver() -> str | None:
+  """The NVIDIA kernel driver's version line, or None on a machine without one."""
+  try:
+    with open(NVIDIA_DRIVER_VERSION) as f:
+      return f.readline().strip() or "unknown version"
+  except OSError:
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def probe_gpus() -> tuple[str, ...]:
+  """GPU names, probing CUDA once per process; call it before anything else loads Keras or
+  TensorFlow's devices. Without an NVIDIA driver the probe's stderr is captured and passed on
+  without its one expected line; with a driver nothing is captured or hidden."""
+  if nvidia_driver() is not None:
+    return tuple(gpu_names())
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as capture:
+    os.dup2(capture.fileno(), 2)
+    try:
+      return tuple(gpu_names())
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+      capture.seek(0)
+      lines = capture.read().decode(errors="replace").splitlines()
+      sys.stderr.write("".join(line + "\n" for line in lines if CUDA_PROBE_NOISE not in line))
+      sys.stderr.flush()
+
+
+def cpu_only_reason() -> str:
+  """Why TensorFlow sees no GPU here, in words."""
+  import tensorflow as tf
+
+  if nvidia_driver() is None:
+    return "no NVIDIA driver on this machine"
+  if not tf.test.is_built_with_cuda():
+    return f"an NVIDIA driver is present, but TensorFlow {tf.__version__} was built without CUDA"
+  return ("an NVIDIA driver is present, but TensorFlow cannot load the CUDA libraries (its "
+          "warnings above name them); install them with `pip install 'cmri2spec_tf[gpu]'` or "
+          "`make install-gpu`")
+
+
+def device_report(precision: str | None = None, strategy: str | None = None) -> str:
+  """One line: the devices this process will compute on, and the precision when given."""
+  gpus = probe_gpus()
+  if not gpus:
+    devices = f"CPU only ({cpu_only_reason()}): {cpu_name()}, {usable_cores()} cores"
+  elif len(gpus) == 1 or strategy in ("mirrored", "multi_worker"):
+    devices = ", ".join(f"GPU:{i} {name}" for i, name in enumerate(gpus))
+  else:
+    devices = (f"GPU:0 {gpus[0]} (1 of {len(gpus)} GPUs; --strategy=mirrored uses all of "
+               "them)")
+  return f"devices: {devices}" + (f"; precision: {precision}" if precision else "")

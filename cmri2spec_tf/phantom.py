@@ -33,7 +33,7 @@ def main(argv):
 
 
 def entry():
-  cli.start(define_flags, main)
+  cli.start(define_flags, main, report_devices=False)  # NumPy and pydicom only
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@
   model_dir/logs/                              TensorBoard (Keras's train/ and validation/,
                                                and heldout/ for images and audio)
   model_dir/summary.json                       the training run's result
+  model_dir/translator.keras                   the translator (MRI -> spectrogram, w = mu) of the
+                                               last epoch in float32, as a plain Keras model:
+                                               keras.saving.load_model opens it without this
+                                               package
   model_dir/evaluation.json, evaluation.csv,   the evaluation's report, per-subject rows and one
   model_dir/predictions.npz                    spectrogram per held-out recording and method
 
@@ -44,7 +48,7 @@ from cmri2spec_tf.trainer import build_trainer
 FLAGS_TXT, CONFIG_JSON, SPEC_PARAMS_JSON = "flags.txt", "config.json", "spec_params.json"
 CHECKPOINTS, STATE_JSON = "checkpoints", "state.json"
 BEST_WEIGHTS, BEST_JSON = "best.weights.h5", "best.json"
-LOGS, SUMMARY_JSON = "logs", "summary.json"
+LOGS, SUMMARY_JSON, TRANSLATOR_KERAS = "logs", "summary.json", "translator.keras"
 EVALUATION_JSON, EVALUATION_CSV, PREDICTIONS_NPZ = ("evaluation.json", "evaluation.csv",
                                                     "predictions.npz")
 WEIGHTS_CHOICES = ("best", "last")
@@ -280,6 +284,19 @@ def load_translator(model_dir: str, weights: str = "best", precision: str | None
     rebuilt.set_weights(translator.get_weights())
     translator = rebuilt
   return translator, params, config
+
+
+def save_translator(trainer, config: TrainConfig) -> str:
+  """The trainer's translator in float32 as translator.keras (atomically); returns its path."""
+  translator = trainer.inference_model()
+  if config.precision != "float32":
+    rebuilt = build_model(config, "float32").inference_model()
+    rebuilt.set_weights(translator.get_weights())
+    translator = rebuilt
+  file = path(config.model_dir, TRANSLATOR_KERAS)
+  with atomic.atomic_path(file, suffix=".keras") as tmp:
+    translator.save(tmp)
+  return file
 
 
 # ------------------------------------------------------------------ evaluation outputs

@@ -17,14 +17,23 @@ The spectrogram parameters (sample rate, FFT, hop, mel bins, dB range) are store
 
 The export is written to a temporary folder beside export_dir and renamed into place; an
 existing export_dir is never overwritten (TF Serving versions are immutable: use a new number).
+
+The REST client (`rest_request`, `post_predict`, `rest_predictions`; the `serve_request`
+command) speaks TF Serving's predict API in the row format: {"signature_name": S, "instances":
+[MRI, ...]} with MRI the [26, 128, 128, 1] nested lists; the answer's "predictions" are the
+spectrograms (serving_default) or {"spectrogram", "mel_db"} objects (mel_db).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 
+import numpy as np
 import tensorflow as tf
 
 from cmri2spec_tf import runs
@@ -99,3 +108,42 @@ def load_export(path: str):
     params = SpecParams.from_json(f.read())
   return (lambda mri: serving(**{SERVING_INPUT: tf.constant(mri)})["spectrogram"].numpy()[..., 0],
           params)
+
+
+# ------------------------------------------------------------------ TF Serving's REST predict API
+def rest_request(mri: np.ndarray, signature: str = "serving_default") -> bytes:
+  """The JSON body of a predict request for MRI [B, 26, 128, 128] or [B, 26, 128, 128, 1]."""
+  mri = np.asarray(mri, np.float32)
+  if mri.ndim == 4:
+    mri = mri[..., None]
+  if mri.shape[1:] != MRI_SHAPE:
+    raise ValueError(f"mri must be [B, 26, 128, 128(, 1)], got {mri.shape}")
+  if signature not in SIGNATURES:
+    raise ValueError(f"signature must be one of {SIGNATURES}, got {signature!r}")
+  return json.dumps({"signature_name": signature, "instances": mri.tolist()}).encode()
+
+
+def rest_predictions(body: bytes) -> np.ndarray:
+  """Spectrograms [B, 64, 64] from a predict response of either signature."""
+  answer = json.loads(body)
+  if "predictions" not in answer:
+    raise ValueError(f"TF Serving answered without predictions: {answer.get('error', answer)}")
+  predictions = answer["predictions"]
+  if predictions and isinstance(predictions[0], dict):
+    predictions = [p["spectrogram"] for p in predictions]
+  return np.asarray(predictions, np.float32).reshape(len(predictions), 64, 64)
+
+
+def post_predict(url: str, body: bytes, timeout: float = 120.0) -> bytes:
+  """POSTs a predict request to URL (http://HOST:8501/v1/models/NAME[/versions/N]) and
+  returns the answer; OSError naming the URL when the server cannot be reached or refuses."""
+  endpoint = url.rstrip("/") + ":predict"
+  request = urllib.request.Request(endpoint, data=body, method="POST",
+                                   headers={"Content-Type": "application/json"})
+  try:
+    with urllib.request.urlopen(request, timeout=timeout) as answer:
+      return answer.read()
+  except urllib.error.HTTPError as e:
+    raise OSError(f"{endpoint}: HTTP {e.code}: {e.read()[:500].decode(errors='replace')}") from e
+  except (urllib.error.URLError, TimeoutError) as e:
+    raise OSError(f"{endpoint}: {getattr(e, 'reason', e)}") from e

@@ -33,7 +33,7 @@ import numpy as np
 
 from cmri2spec_tf import atomic, evaluation, plots, runs, training
 from cmri2spec_tf.data import dataset as dataset_lib
-from cmri2spec_tf.config import TrainConfig
+from cmri2spec_tf.config import ConfigError, TrainConfig
 
 ROWS = {
     "lip2audspec": ("Lip2AudSpec (re-implemented for MRI)",
@@ -67,11 +67,11 @@ def check_methods(methods) -> tuple[list[str], list[str]]:
   """(trained, baselines) in table order; unknown names or no trained row are errors."""
   unknown = [m for m in methods if m not in ROWS]
   if unknown:
-    raise ValueError(f"unknown method(s) {unknown}; known: {list(ROWS)}")
+    raise ConfigError(f"--methods: unknown {', '.join(unknown)}; known: {', '.join(ROWS)}")
   trained = [m for m in ROWS if m in methods and ROWS[m][1] is not None]
   if not trained:
-    raise ValueError("the study needs at least one trained method (the baselines are scored "
-                     "on the folds of the trained ones)")
+    raise ConfigError("--methods: the study needs at least one trained method (the baselines "
+                      "are scored on the folds of the trained ones)")
   return trained, [m for m in ROWS if m in methods and ROWS[m][1] is None]
 
 
@@ -88,10 +88,12 @@ def job_config(base: TrainConfig, job: Job) -> TrainConfig:
 
 def run_job(base: TrainConfig, job: Job, weights: str = "last") -> dict:
   """Trains (or resumes) and evaluates one job; a done job is only read back. A trained job
-  evaluated with other weights is evaluated again (its training is finished: nothing reruns)."""
+  evaluated with other weights is evaluated again (its training is finished: nothing reruns).
+  Prints one line per epoch."""
   report = job.report(weights)
   if report is None:
-    training.run(job_config(base, job))
+    training.run(job_config(base, job),
+                 epoch_label=f"{job.method} seed {job.seed} fold {job.fold}")
     report = evaluation.evaluate_run(job.model_dir, weights=weights, verbose=False)
     keras.backend.clear_session()
   return report

@@ -7,7 +7,6 @@ Run the same command again after a stop (Ctrl-C, kill) to resume from the last f
 """
 
 import dataclasses
-import os
 import sys
 
 from absl import flags
@@ -23,15 +22,13 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import runs, training
+  from cmri2spec_tf import training
   from cmri2spec_tf.data.problems import DatasetProblems
 
   config = cli.config_from_flags()
-  os.makedirs(config.model_dir, exist_ok=True)
-  runs.write_flags(config.model_dir,
-                   cli.training_flags_text(f.name for f in dataclasses.fields(config)))
+  flags_text = cli.training_flags_text(f.name for f in dataclasses.fields(config))
   try:
-    training.run(config)
+    training.run(config, flags_text)
   except DatasetProblems as e:
     cli.fail(f"refusing to train on {config.data_dir}:\n{e}")
   except training.TrainingDiverged as e:

@@ -18,44 +18,55 @@ from cmri2spec_tf import baselines, callbacks, distribute, machine, precision, r
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data import pairs, phantom
 from cmri2spec_tf.data.spectrogram import SpecParams
-from cmri2spec_tf.config import TrainConfig
+from cmri2spec_tf.config import ConfigError, TrainConfig
 
 
 class TrainingDiverged(RuntimeError):
   """The loss became NaN or infinite; nothing of that epoch was saved."""
 
 
-def ensure_data(config: TrainConfig) -> None:
-  """Writes the phantom into data_dir when the folder is missing or empty (first use)."""
+def prepare_data(config: TrainConfig) -> None:
+  """Checks that data_dir holds something; with `phantom`, writes the phantom into a missing or
+  empty data_dir first. Never writes data that was not asked for: a mistyped path is an error."""
   folder = config.data_dir
   if os.path.isdir(folder) and os.listdir(folder):
     return
+  state = ("is not a folder" if os.path.exists(folder) and not os.path.isdir(folder)
+           else "is empty" if os.path.isdir(folder) else "does not exist")
+  if not config.phantom or state == "is not a folder":
+    raise ConfigError(f"--data_dir={folder} {state}: point it at a dataset folder (manifest.csv)"
+                      ", or add --phantom to write the synthetic phantom there")
   if config.strategy == "multi_worker":
-    raise ValueError(f"{folder} is empty: a multi-worker run reads an existing dataset; write "
-                     "the phantom first (python -m cmri2spec_tf.phantom --out_dir=...)")
-  print(f"{folder} is empty: writing the phantom ({config.phantom_ageese} 'ageese', "
+    raise ConfigError(f"--data_dir={folder} {state}: a multi-worker run reads an existing "
+                      "dataset; write the phantom first (python -m cmri2spec_tf.phantom)")
+  print(f"--phantom: writing the phantom into {folder} ({config.phantom_ageese} 'ageese', "
         f"{config.phantom_asouk} 'asouk' subjects, seed {config.seed})")
   phantom.generate(folder, config.phantom_ageese, config.phantom_asouk, seed=config.seed,
                    workers=os.cpu_count() or 1)
 
 
-def run(config: TrainConfig) -> dict:
+def run(config: TrainConfig, flags_text: str | None = None,
+        epoch_label: str | None = None) -> dict:
   """Trains (or resumes) one fold; returns the summary also written to summary.json.
 
+  `flags_text`: the command line as a flagfile, written to the run folder once the settings are
+  known to work. `epoch_label`: print one line per epoch starting with it (the ablation's jobs).
   Under a multi-worker strategy only the chief writes config.model_dir; the others write their
   own copy (distribute.write_dir) and resume from the chief's checkpoints.
   """
   strategy = distribute.make_strategy(config.strategy)  # first: it may start the cluster
   distribute.check_batch_size(strategy, config.batch_size)
+  prepare_data(config)
   resume_dir = config.model_dir
   config = dataclasses.replace(config, model_dir=distribute.write_dir(config.model_dir, strategy))
   os.makedirs(config.model_dir, exist_ok=True)
+  if flags_text is not None:
+    runs.write_flags(config.model_dir, flags_text)
   runs.remove_stale_temporaries(config.model_dir)
   keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   warn_if_slow(config.precision)
-  ensure_data(config)
   data = dataset_lib.load_dataset(config.data_dir, SpecParams(), config.cache_dir,
                                   verbose=config.verbose > 0)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
@@ -78,13 +89,14 @@ def run(config: TrainConfig) -> dict:
           f"{config.batch_size // strategy.num_replicas_in_sync} pairs each per step")
   if done < config.epochs:
     with strategy.scope():
-      _fit(model, config, train, heldout, done)
+      _fit(model, config, train, heldout, done, epoch_label)
     if model.stop_training:  # TerminateOnNaN
       kept = runs.restore_latest(model, config.model_dir)
       raise TrainingDiverged(
           f"training stopped: a loss became NaN or infinite in epoch {kept + 1}; the last good "
           f"checkpoint (epoch {kept}) is kept in {runs.checkpoint_dir(config.model_dir)}. "
           "Lower the learning rates or check the data, then run again to resume from it.")
+  runs.save_translator(model, config)
   best = runs.read_best(config.model_dir)
   summary = {"fold": config.fold, "heldout_subjects": list(heldout.subject_ids),
              "epochs": config.epochs, "best_epoch": best.get("epoch"),
@@ -113,14 +125,16 @@ def init_output_bias(model, train: dataset_lib.ArrayDataset) -> None:
   bias.assign(np.full(bias.shape, np.log(mean / (1 - mean)), dtype=np.float32))
 
 
-def _fit(model, config, train, heldout, done):
+def _fit(model, config, train, heldout, done, epoch_label=None):
   train_pairs = pairs.pairs_dataset(train, config.batch_size, config.same_word_share,
                                     config.seed, first_epoch=done,
-                                    pairs_per_epoch=config.pairs_per_epoch)
+                                    pairs_per_epoch=config.pairs_per_epoch,
+                                    deterministic=config.deterministic)
   heldout_recordings = pairs.recordings_dataset(heldout, batch_size=8,
                                                 window_stride=config.val_window_stride)
   logs = runs.tensorboard_dirs(config.model_dir)
   images = callbacks.held_out_examples(heldout, config.n_images)
+  lines = [callbacks.EpochLine(epoch_label, config.epochs)] if epoch_label else []
   model.fit(train_pairs, epochs=config.epochs, initial_epoch=done,
             validation_data=heldout_recordings, verbose=config.verbose, shuffle=False,
             callbacks=[keras.callbacks.TensorBoard(logs["keras"], write_graph=False),
@@ -128,7 +142,7 @@ def _fit(model, config, train, heldout, done):
                                                every=config.image_every,
                                                audio_every=config.audio_every),
                        runs.EpochCheckpoint(config.model_dir),
-                       keras.callbacks.TerminateOnNaN()])
+                       keras.callbacks.TerminateOnNaN(), *lines])
 
 
 def weights_fingerprint(model: keras.Model) -> float:

@@ -144,8 +144,8 @@ def test_lip2audspec_trains_through_the_same_trainer():
 
 def _ablation_command(tmp_path):
   return [sys.executable, "-m", "cmri2spec_tf.ablation", f"--data_dir={tmp_path}/data",
-          f"--out_dir={tmp_path}/out", f"--cache_dir={tmp_path}/cache", "--phantom_ageese=2",
-          "--phantom_asouk=2", "--split=2", "--epochs=1", "--batch_size=2",
+          f"--out_dir={tmp_path}/out", f"--cache_dir={tmp_path}/cache", "--phantom",
+          "--phantom_ageese=2", "--phantom_asouk=2", "--split=2", "--epochs=1", "--batch_size=2",
           "--pairs_per_epoch=4", "--val_window_stride=20", "--n_images=1", "--seeds=0",
           "--methods=lip2audspec,ours_no_pair_no_gan,mean,nearest_neighbour"]
 

@@ -155,3 +155,137 @@ def test_predict_bad_input_exits_1_and_writes_nothing(exported, tmp_path, case):
   assert result.returncode == 1
   assert str(mri) in result.stderr and expected in result.stderr and "nothing written" in result.stderr
   assert not out.exists()
+
+
+KERAS_WITHOUT_PACKAGE = """
+import sys
+class Blocked:
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] == "cmri2spec_tf":
+      raise ImportError("cmri2spec_tf is not installed here")
+sys.meta_path.insert(0, Blocked())
+import numpy as np, keras
+try:
+  import cmri2spec_tf
+  raise SystemExit("the package was importable")
+except ImportError:
+  pass
+model = keras.saving.load_model(sys.argv[1])
+np.save(sys.argv[3], np.asarray(model.predict_on_batch(np.load(sys.argv[2]))))
+"""
+
+
+def test_translator_keras_file_opens_without_the_package(smoke_run, tmp_path):
+  """The run's translator.keras is a plain Keras model (no custom objects): a process that cannot
+  import cmri2spec_tf loads it with keras.saving.load_model and translates as our loader does."""
+  import cmri2spec_tf
+
+  run, _ = smoke_run
+  model = cmri2spec_tf.load(str(run), weights="last")
+  mri = dicom.read_cine(_phantom_series(run)).frames[None, ..., None]
+  np.save(tmp_path / "mri.npy", mri)
+  result = subprocess.run([sys.executable, "-c", KERAS_WITHOUT_PACKAGE,
+                           str(run / "translator.keras"), str(tmp_path / "mri.npy"),
+                           str(tmp_path / "out.npy")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  keras_output = np.load(tmp_path / "out.npy")
+  assert keras_output.shape == (1, 64, 64, 1)
+  np.testing.assert_allclose(keras_output[0, ..., 0], model.predict(mri[0, ..., 0]), atol=1e-5)
+
+
+def test_python_api_loads_a_run_or_an_export_and_predicts_a_series(exported):
+  """cmri2spec_tf.load(run or export).predict(series path or array), to_db, to_audio."""
+  import cmri2spec_tf
+
+  run, export_dir = exported
+  series = _phantom_series(run)
+  from_run, from_export = cmri2spec_tf.load(str(run)), cmri2spec_tf.load(str(export_dir))
+  spectrogram = from_run.predict(series)
+  assert spectrogram.shape == (64, 64) and 0 < spectrogram.min() and spectrogram.max() < 1
+  np.testing.assert_allclose(from_export.predict(series), spectrogram, atol=1e-5)
+  frames = dicom.read_cine(series).frames
+  batch = from_run.predict(np.stack([frames, frames[::-1]]))
+  assert batch.shape == (2, 64, 64)
+  np.testing.assert_allclose(batch[0], spectrogram, atol=1e-5)
+  np.testing.assert_allclose(from_run.to_db(spectrogram), -80 + 120 * spectrogram, atol=1e-4)
+  waveform = from_run.to_audio(spectrogram)
+  assert waveform.shape == (from_run.params.window_samples,) and np.abs(waveform).max() > 0
+  with pytest.raises(ValueError, match="mri must be"):
+    from_run.predict(np.zeros((26, 64, 64), np.float32))
+
+
+@pytest.fixture()
+def fake_tf_serving(exported):
+  """TF Serving's REST predict API on 127.0.0.1, answering from the loaded SavedModel as TF
+  Serving would: the row format's "instances" become the signature's input tensor. Serves for
+  the duration of one test (a bounded number of requests), then stops."""
+  import http.server
+  import threading
+
+  import tensorflow as tf
+
+  _, export_dir = exported
+  loaded = tf.saved_model.load(str(export_dir))
+  seen = []
+
+  class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+      request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+      seen.append(request)
+      signature = loaded.signatures[request.get("signature_name", "serving_default")]
+      outputs = signature(mri=tf.constant(np.asarray(request["instances"], np.float32)))
+      if len(outputs) == 1:
+        predictions = outputs["spectrogram"].numpy().tolist()
+      else:
+        predictions = [{k: v[i].numpy().tolist() for k, v in outputs.items()}
+                       for i in range(len(request["instances"]))]
+      body = json.dumps({"predictions": predictions}).encode()
+      self.send_response(200)
+      self.send_header("Content-Length", str(len(body)))
+      self.end_headers()
+      self.wfile.write(body)
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+  thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                            daemon=True)
+  thread.start()
+  yield f"http://127.0.0.1:{server.server_address[1]}/v1/models/cmri2spec", seen
+  server.shutdown()
+  server.server_close()
+  thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "mel_db"])
+def test_serve_request_writes_what_predict_writes(exported, fake_tf_serving, tmp_path,
+                                                  signature):
+  import cmri2spec_tf
+  from cmri2spec_tf import serving
+
+  run, export_dir = exported
+  url, seen = fake_tf_serving
+  series = _phantom_series(run)
+  body = serving.rest_request(dicom.read_cine(series).frames[None], signature)
+  assert json.loads(body)["signature_name"] == signature
+  result = _run("-m", "cmri2spec_tf.serve_request", f"--url={url}", f"--mri={series}",
+                f"--out={tmp_path}/S01", f"--signature={signature}",
+                f"--spec_params={export_dir}/assets/spec_params.json")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert len(seen) == 1 and np.asarray(seen[0]["instances"]).shape == (1, 26, 128, 128, 1)
+  assert seen[0]["instances"] == json.loads(body)["instances"]  # the JSON the library builds
+  expected = cmri2spec_tf.load(str(export_dir)).predict(series)
+  np.testing.assert_allclose(np.load(tmp_path / "S01.npy"), expected, atol=1e-6)
+  assert (tmp_path / "S01.png").read_bytes()[:4] == b"\x89PNG"
+  assert soundfile.info(str(tmp_path / "S01.wav")).frames == 21000
+
+
+def test_serve_request_without_a_server_exits_1_and_writes_nothing(exported, tmp_path):
+  run, _ = exported
+  result = _run("-m", "cmri2spec_tf.serve_request", "--url=http://127.0.0.1:9/v1/models/x",
+                f"--mri={_phantom_series(run)}", f"--out={tmp_path}/out/S01")
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert "http://127.0.0.1:9/v1/models/x:predict" in result.stderr
+  assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()

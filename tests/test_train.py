@@ -30,6 +30,7 @@ def _scalars_and_images(log_dir):
 def test_smoke_run_writes_model_dir(smoke_run):
   run, result = smoke_run
   for name in ("flags.txt", "config.json", "spec_params.json", "summary.json", "best.json",
+               "translator.keras",
                "best.weights.h5", "checkpoints/state.json", "checkpoints/epoch-0002.weights.h5"):
     assert (run / name).exists(), name
   flags_text = (run / "flags.txt").read_text()

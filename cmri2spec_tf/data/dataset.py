@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from cmri2spec_tf.config import ConfigError
 from cmri2spec_tf.data import audio as audio_lib
 from cmri2spec_tf.data import cache as cache_lib
 from cmri2spec_tf.data import dicom
@@ -56,8 +57,8 @@ class ArrayDataset:
     of folds, data/splits.py); the folds depend on `seed` only, not on any training seed."""
     folds = splits.make_folds(self.subject_ids, self.words, scheme, seed)
     if not 0 <= index < len(folds):
-      raise ValueError(f"fold {index} does not exist: split {scheme!r} has {len(folds)} folds "
-                       f"(0-{len(folds) - 1})")
+      raise ConfigError(f"--fold={index}: split {scheme!r} of this dataset has {len(folds)} "
+                        f"folds (0-{len(folds) - 1})")
     return self.subset(folds[index].train), self.subset(folds[index].test)
 
 

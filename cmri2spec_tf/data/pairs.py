@@ -7,7 +7,9 @@ recording of a *different subject*, of the same word with probability `same_word
 a subject exists), else of the other word. The KL term (eq. 2) is applied to same-word pairs only.
 
 Index sampling is NumPy, seeded by (seed, epoch), so epoch e has the same pairs in any run
-(resume included); gathering the arrays and the float16 -> float32 expansion run in the graph.
+(resume included); gathering the arrays runs in the graph. The float16 storage is expanded to
+float32 in NumPy once per pipeline (exact): no float16 op reaches TensorFlow's CPU kernels,
+whose oneDNN check logs an error line for them on CPUs without AVX-512 FP16.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from cmri2spec_tf.config import ConfigError
 from cmri2spec_tf.data.dataset import ArrayDataset
 
 PAIR_KEYS = ("mri_a", "spec_a", "mri_b", "spec_b", "same_word")
@@ -25,7 +28,8 @@ def sample_pairs(subject_ids, words, n_windows: int, same_word_share: float,
   """int64 [R * n_windows, 5]: (rec_a, win_a, rec_b, win_b, same_word), shuffled."""
   subject_ids, words = np.asarray(subject_ids), np.asarray(words)
   if len(set(subject_ids.tolist())) < 2:
-    raise ValueError("pairs need recordings of at least 2 different subjects")
+    raise ConfigError("pairs need recordings of at least 2 different subjects in the training "
+                      "fold")
   chunks = []
   for rec in range(len(subject_ids)):
     other = subject_ids != subject_ids[rec]
@@ -63,15 +67,16 @@ class _EpochPairs:
 
 
 def pairs_dataset(data: ArrayDataset, batch_size: int, same_word_share: float = 0.5,
-                  seed: int = 0, first_epoch: int = 0,
-                  pairs_per_epoch: int | None = None) -> tf.data.Dataset:
+                  seed: int = 0, first_epoch: int = 0, pairs_per_epoch: int | None = None,
+                  deterministic: bool = False) -> tf.data.Dataset:
   """Batches of dicts with PAIR_KEYS: mri_* [B,26,128,128,1], spec_* [B,64,64,1], same_word [B].
 
   One pass over the dataset is one epoch; iterate it again for the next (Keras `fit` does).
   `pairs_per_epoch` keeps the first N of an epoch's shuffled pairs (short epochs on a CPU).
-  Incomplete last batches are dropped so every step has the same shape.
+  Incomplete last batches are dropped so every step has the same shape. `deterministic`: the
+  run enabled TensorFlow's op determinism (the map then runs sequentially, see _parallel_calls).
   """
-  mri, spec = tf.constant(data.mri), tf.constant(data.spectrograms)
+  mri, spec = _as_float32_constant(data.mri), _as_float32_constant(data.spectrograms)
   indices = tf.data.Dataset.from_generator(
       _EpochPairs(data, same_word_share, seed, first_epoch, pairs_per_epoch),
       output_signature=tf.TensorSpec([None, 5], tf.int64)).unbatch()
@@ -88,10 +93,11 @@ def pairs_dataset(data: ArrayDataset, batch_size: int, same_word_share: float = 
   n_pairs = len(data) * data.spectrograms.shape[1]
   n_batches = min(n_pairs, pairs_per_epoch or n_pairs) // batch_size
   if n_batches == 0:
-    raise ValueError(f"{n_pairs} pairs per epoch make no batch of {batch_size}")
+    raise ConfigError(f"--batch_size={batch_size}: the {min(n_pairs, pairs_per_epoch or n_pairs)} "
+                      "pairs of an epoch make no batch")
   return (indices.batch(batch_size, drop_remainder=True)
           .apply(tf.data.experimental.assert_cardinality(n_batches))
-          .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+          .map(gather, num_parallel_calls=_parallel_calls(deterministic))
           .prefetch(tf.data.AUTOTUNE))
 
 
@@ -102,7 +108,7 @@ def examples_dataset(data: ArrayDataset, batch_size: int, window_stride: int = 1
   evaluation uses all windows).
   """
   n_windows = data.spectrograms.shape[1]
-  mri, spec = tf.constant(data.mri), tf.constant(data.spectrograms)
+  mri, spec = _as_float32_constant(data.mri), _as_float32_constant(data.spectrograms)
   records, windows = np.divmod(np.arange(len(data) * n_windows), n_windows)
   keep = windows % window_stride == 0
   indices = tf.data.Dataset.from_tensor_slices(np.stack([records[keep], windows[keep]], axis=1))
@@ -127,6 +133,16 @@ def recordings_dataset(data: ArrayDataset, batch_size: int,
           .prefetch(tf.data.AUTOTUNE))
 
 
-def _expand(stored: tf.Tensor) -> tf.Tensor:
-  """float16 storage -> float32 model input with a channel axis."""
-  return tf.cast(stored, tf.float32)[..., None]
+def _as_float32_constant(stored: np.ndarray) -> tf.Tensor:
+  return tf.constant(stored.astype(np.float32, copy=False))
+
+
+def _expand(gathered: tf.Tensor) -> tf.Tensor:
+  """Gathered arrays -> model input with a channel axis."""
+  return gathered[..., None]
+
+
+def _parallel_calls(deterministic: bool):
+  """AUTOTUNE, or sequential under op determinism: tf.data would rewrite the parallel map into a
+  sequential one there anyway, and the rewrite logs an error line for an attribute it keeps."""
+  return None if deterministic else tf.data.AUTOTUNE

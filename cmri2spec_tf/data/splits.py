@@ -10,6 +10,8 @@ import dataclasses
 
 import numpy as np
 
+from cmri2spec_tf.config import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class Fold:
@@ -24,7 +26,7 @@ def leave_one_subject_out(subject_ids) -> list[Fold]:
   """One fold per subject, in sorted subject order; that subject is the held-out side."""
   subjects = sorted(set(subject_ids))
   if len(subjects) < 2:
-    raise ValueError(f"leave-one-subject-out needs at least 2 subjects, got {len(subjects)}")
+    raise ConfigError(f"leave-one-subject-out needs at least 2 subjects, got {len(subjects)}")
   return [Fold(i, tuple(s for s in subjects if s != held), (held,))
           for i, held in enumerate(subjects)]
 
@@ -34,7 +36,8 @@ def k_folds(subject_ids, words, k: int, seed: int = 0) -> list[Fold]:
   word_of = dict(zip(subject_ids, words))
   subjects = sorted(word_of)
   if not 2 <= k <= len(subjects):
-    raise ValueError(f"k must be between 2 and the number of subjects ({len(subjects)}), got {k}")
+    raise ConfigError(f"--split={k}: the number of folds must be between 2 and the number of "
+                      f"subjects ({len(subjects)})")
   rng = np.random.default_rng(seed)
   assignment, dealt = {}, 0
   for word in sorted(set(word_of.values())):
@@ -53,5 +56,5 @@ def make_folds(subject_ids, words, scheme: str, seed: int = 0) -> list[Fold]:
   try:
     k = int(scheme)
   except ValueError:
-    raise ValueError(f"split scheme must be 'loso' or a number of folds, got {scheme!r}") from None
+    raise ConfigError(f"--split={scheme}: must be 'loso' or a number of folds") from None
   return k_folds(subject_ids, words, k, seed)
