@@ -1,8 +1,8 @@
 """How a command is made: the one convention every command module follows.
 
-A command module (train, evaluate, ablation, export, predict, bench, phantom, check_data) holds
-only `define_flags()`, `main(argv)` and `entry()`; its work is done by one library module (the
-README's "Code map"). `entry()` is both `python -m cmri2spec_tf.NAME` and the console script
+A command module (train, evaluate, ablation, export, predict, serve_request, bench, phantom,
+check_data) holds only `define_flags()`, `main(argv)` and `entry()`; its work is done by a
+library module (the README's "Code map"). `entry()` is both `python -m cmri2spec_tf.NAME` and the console script
 `cmri2spec-NAME`: it sets the process's environment defaults, defines the flags, and runs main
 under absl. Command modules import nothing heavy at the top, so that those defaults are in place
 before TensorFlow loads. No flag is defined at import time.
@@ -113,6 +113,15 @@ def fail(message: str) -> None:
   """Ends a command on bad data or files: the message on stderr, exit status 1."""
   print(message, file=sys.stderr)
   sys.exit(1)
+
+
+def define_series_flags() -> None:
+  """--mri, --out and --batch of the commands that translate series into files."""
+  flags.DEFINE_string("mri", None, "A cine series (folder or multi-frame file); with --batch a "
+                      "folder of series.", required=True)
+  flags.DEFINE_string("out", None, "Output prefix (PREFIX.png/.npy/.wav); with --batch a folder.",
+                      required=True)
+  flags.DEFINE_bool("batch", False, "Translate every series in the folder --mri.")
 
 
 # ------------------------------------------------------------------ training-run flags

@@ -32,9 +32,9 @@ class Translator:
   def predict(self, mri) -> np.ndarray:
     """One series -> [64, 64]; a batch -> [B, 64, 64].
 
-    `mri`: a path (a folder of single-frame DICOM files or one multi-frame file, read as in
-    training), or an array in [0, 1] of [26, 128, 128] (one series), [B, 26, 128, 128] or
-    [B, 26, 128, 128, 1].
+    `mri`: a path to any MRI source training reads (a DICOM series folder or file, a video, a
+    folder of image frames, a .npy/.npz array, FILE.h5:/dataset; data/sources.py), or an array
+    in [0, 1] of [26, 128, 128] (one series), [B, 26, 128, 128] or [B, 26, 128, 128, 1].
     """
     if isinstance(mri, (str, os.PathLike)):
       return self.predict(read_series([os.fspath(mri)])[0])
@@ -90,13 +90,13 @@ def remote(url: str, params: SpecParams | None = None,
 
 def read_series(series: list[str]) -> np.ndarray:
   """float32 [N, 26, 128, 128]; raises DatasetProblems listing every unreadable series."""
-  from cmri2spec_tf.data import dicom
+  from cmri2spec_tf.data import sources
   from cmri2spec_tf.data.problems import DataError, DatasetProblems
 
   frames, problems = [], []
   for path in series:
     try:
-      frames.append(dicom.read_cine(path).frames)
+      frames.append(sources.read_mri(path).frames)
     except DataError as e:
       problems.append(e.problem)
   if problems:

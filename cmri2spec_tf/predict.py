@@ -25,11 +25,7 @@ FLAGS = flags.FLAGS
 def define_flags():
   flags.DEFINE_string("model", None, "A training run's model_dir or an exported SavedModel.",
                       required=True)
-  flags.DEFINE_string("mri", None, "A cine series (folder or multi-frame file); with --batch a "
-                      "folder of series.", required=True)
-  flags.DEFINE_string("out", None, "Output prefix (PREFIX.png/.npy/.wav); with --batch a folder.",
-                      required=True)
-  flags.DEFINE_bool("batch", False, "Translate every series in the folder --mri.")
+  cli.define_series_flags()
 
 
 def main(argv):

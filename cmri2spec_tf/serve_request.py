@@ -20,11 +20,7 @@ def define_flags():
   flags.DEFINE_string("url", None, "TF Serving model URL, e.g. "
                       "http://localhost:8501/v1/models/cmri2spec (or .../versions/1).",
                       required=True)
-  flags.DEFINE_string("mri", None, "A cine series (folder or multi-frame file); with --batch a "
-                      "folder of series.", required=True)
-  flags.DEFINE_string("out", None, "Output prefix (PREFIX.png/.npy/.wav); with --batch a folder.",
-                      required=True)
-  flags.DEFINE_bool("batch", False, "Translate every series in the folder --mri.")
+  cli.define_series_flags()
   flags.DEFINE_enum("signature", "serving_default", ["serving_default", "mel_db"],
                     "The export's signature to call.")
   flags.DEFINE_string("spec_params", None, "The export's assets/spec_params.json.")

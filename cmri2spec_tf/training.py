@@ -29,11 +29,10 @@ def prepare_data(config: TrainConfig) -> None:
   """Checks that data_dir holds something; with `phantom`, writes the phantom into a missing or
   empty data_dir first. Never writes data that was not asked for: a mistyped path is an error."""
   folder = config.data_dir
-  if os.path.isdir(folder) and os.listdir(folder):
-    return
-  state = ("is not a folder" if os.path.exists(folder) and not os.path.isdir(folder)
-           else "is empty" if os.path.isdir(folder) else "does not exist")
-  if not config.phantom or state == "is not a folder":
+  if os.path.isfile(folder) or (os.path.isdir(folder) and os.listdir(folder)):
+    return  # a manifest file, or a folder with something in it (check_data's to judge)
+  state = "is empty" if os.path.isdir(folder) else "does not exist"
+  if not config.phantom:
     raise ConfigError(f"--data_dir={folder} {state}: point it at a dataset folder (manifest.csv)"
                       ", or add --phantom to write the synthetic phantom there")
   if config.strategy == "multi_worker":

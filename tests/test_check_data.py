@@ -93,10 +93,6 @@ def _break(root, case):
     manifest.write_text(HEADER + _row("S01") + _row("S01", mri="subjects/S04/mri",
                                                     audio="subjects/S04/audio.wav"))
     return manifest, "duplicate subject_id 'S01'"
-  if case == "unknown_column":
-    manifest.write_text("subject_id,word,mri,audio,age\n"
-                        + _row("S01").strip() + ",31\n" + _row("S04", "asouk").strip() + ",40\n")
-    return manifest, "unknown column(s) age"
   if case == "missing_column":
     manifest.write_text("subject_id,mri,audio\nS01,subjects/S01/mri,subjects/S01/audio.wav\n")
     return manifest, "missing column(s) word"
@@ -145,7 +141,7 @@ def _break(root, case):
 
 CASES = ["missing_mri", "missing_audio", "unreadable_audio", "unreadable_dicom", "no_pixel_data",
          "mixed_series", "one_frame", "silent", "clipped", "nan", "short", "duplicate_subject",
-         "unknown_column", "missing_column", "no_manifest", "escaping_path", "absolute_path",
+         "missing_column", "no_manifest", "escaping_path", "absolute_path",
          "huge_matrix", "pixel_data_mismatch", "truncated_dicom", "wav_header_lies",
          "symlink_loop", "symlink_escaping"]
 
@@ -177,3 +173,25 @@ def test_command_line_exit_status(small):
   bad = subprocess.run(command, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1
   assert "audio.wav: audio is silent" in bad.stderr
+
+
+def test_extra_manifest_columns_are_kept_and_ignored(small):
+  """Another lab's manifest with its own columns (in any place) is accepted as it is."""
+  from cmri2spec_tf.data import manifest as manifest_lib
+
+  (small / "manifest.csv").write_text(
+      "notes,subject_id,word,mri,audio,age\n"
+      "moved at the end,S01,ageese,subjects/S01/mri,subjects/S01/audio.wav,31\n"
+      ",S04,asouk,subjects/S04/mri,subjects/S04/audio.wav,40\n")
+  assert dataset.report(str(small)) == 0
+  records, problems = manifest_lib.read_manifest(str(small))
+  assert problems == [] and [r.subject_id for r in records] == ["S01", "S04"]
+  assert dict(records[0].extra) == {"notes": "moved at the end", "age": "31"}
+
+
+def test_a_manifest_file_of_any_name_is_a_dataset(small):
+  """--data_dir may name the manifest itself; its paths are relative to its folder."""
+  renamed = small / "session2.csv"
+  (small / "manifest.csv").rename(renamed)
+  assert dataset.report(str(renamed)) == 0
+  assert dataset.report(str(small)) == 1  # the folder alone has no manifest.csv now

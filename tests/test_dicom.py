@@ -88,6 +88,33 @@ def test_rescale_per_file_and_monochrome1(tmp_path, reference):
   np.testing.assert_allclose(inverted.frames, reference, atol=1e-6)
 
 
+def test_modality_lut_sequence_maps_the_stored_integers(tmp_path):
+  """A series with a Modality LUT Sequence (no RescaleSlope/Intercept) reads exactly as the same
+  series written with the LUT already applied. The LUT is nonlinear, so skipping or
+  mis-indexing it changes the normalized frames."""
+  frames = moving_square_frames()
+  frames = frames + np.linspace(0, frames.max(), frames.shape[2])  # many grey levels
+  stored = np.round(frames / frames.max() * 999).astype(np.uint16)
+  lut = np.round(4000 * (np.arange(1000) / 999.0) ** 2).astype(np.uint16)
+  mapped = write_series(str(tmp_path / "mapped"), lut[stored].astype(np.float64))
+  with_lut = write_series(str(tmp_path / "lut"), stored.astype(np.float64))
+  for name in os.listdir(with_lut):
+    ds = pydicom.dcmread(os.path.join(with_lut, name))
+    item = pydicom.Dataset()
+    item.add_new(0x00283002, "US", [len(lut), 0, 16])  # LUT Descriptor: entries, first, bits
+    item.ModalityLUTType = "US"
+    item.add_new(0x00283006, "OW", lut.astype("<u2").tobytes())  # LUT Data
+    ds.ModalityLUTSequence = [item]
+    for tag in ("RescaleSlope", "RescaleIntercept", "RescaleType"):
+      if tag in ds:
+        delattr(ds, tag)
+    ds.save_as(os.path.join(with_lut, name))
+  expected = dicom.read_cine(mapped).frames
+  np.testing.assert_allclose(dicom.read_cine(with_lut).frames, expected, atol=1e-6)
+  linear = dicom.read_cine(write_series(str(tmp_path / "plain"), stored.astype(np.float64)))
+  assert np.abs(linear.frames - expected).max() > 0.05  # the LUT matters
+
+
 def test_enhanced_multiframe_order_and_per_frame_rescale(tmp_path, reference):
   frames = moving_square_frames().astype(np.float64)
   order = np.random.default_rng(1).permutation(26)

@@ -63,3 +63,43 @@ def test_phantom_wav_decodes_identically(phantom_dir):
   path = os.path.join(phantom_dir, "subjects", "S02", "audio.wav")
   np.testing.assert_array_equal(audio.read_audio(path, decoder="tfio").waveform,
                                 audio.read_audio(path).waveform)
+
+
+EXPORT_WITH_THE_PROJECT_TF = """
+import sys, numpy as np, tensorflow as tf
+from cmri2spec_tf import serving
+from cmri2spec_tf.data.spectrogram import SpecParams
+from cmri2spec_tf.trainer import build_trainer
+tf.keras.utils.set_random_seed(0)
+translator = build_trainer(gan=False).inference_model()
+serving.save(translator, SpecParams(), sys.argv[1])
+mri = np.random.default_rng(0).random((2, 26, 128, 128, 1), np.float32)
+np.savez(sys.argv[2], mri=mri, spectrogram=translator.predict_on_batch(mri), tf=tf.__version__)
+"""
+
+
+def test_an_older_tensorflow_serves_our_export(tmp_path):
+  """The serving image's TF Serving (2.20) must run what the project's TensorFlow (2.21) exports.
+  This environment's TensorFlow is older still (2.17.1): a SavedModel written with the project's
+  environment (.venv, which `make test` builds first) loads and runs here, signatures and all,
+  giving the same spectrograms; so no op or attribute of the export is newer than 2.17."""
+  import subprocess
+  import sys
+
+  import tensorflow as tf
+
+  project_python = os.path.join(os.path.dirname(os.path.dirname(__file__)), ".venv", "bin",
+                                "python")
+  assert os.path.exists(project_python), "build the project's environment first (make install)"
+  result = subprocess.run([project_python, "-c", EXPORT_WITH_THE_PROJECT_TF,
+                           str(tmp_path / "1"), str(tmp_path / "reference.npz")],
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  reference = np.load(tmp_path / "reference.npz")
+  assert str(reference["tf"]) > tf.__version__  # written by a newer TensorFlow than this one
+  loaded = tf.saved_model.load(str(tmp_path / "1"))
+  served = loaded.signatures["serving_default"](mri=tf.constant(reference["mri"]))
+  np.testing.assert_allclose(served["spectrogram"].numpy(), reference["spectrogram"], atol=1e-5)
+  both = loaded.signatures["mel_db"](mri=tf.constant(reference["mri"]))
+  np.testing.assert_allclose(both["mel_db"].numpy(), -80 + 120 * reference["spectrogram"],
+                             atol=1e-3)

@@ -18,6 +18,7 @@ from absl import logging
 
 from cmri2spec_tf import atomic
 from cmri2spec_tf.data import dicom
+from cmri2spec_tf.data.manifest import split_hdf5
 from cmri2spec_tf.data.problems import DataError
 
 CACHE_FORMAT = 1
@@ -35,6 +36,9 @@ def record_key(mri_path: str, audio_path: str, params_json: str) -> str:
               dicom.HIGH_PERCENTILE)
   digest.update(repr(settings).encode())
   digest.update(params_json.encode())
+  mri_path, inside = split_hdf5(mri_path)
+  if inside:
+    digest.update(inside.encode() + b"\0")  # which dataset of the HDF5 file
   mri_files = dicom.list_series_files(mri_path) if os.path.isdir(mri_path) else [mri_path]
   for path in mri_files + [audio_path]:
     digest.update(os.path.basename(path).encode() + b"\0")

@@ -16,7 +16,7 @@ import numpy as np
 from cmri2spec_tf.config import ConfigError
 from cmri2spec_tf.data import audio as audio_lib
 from cmri2spec_tf.data import cache as cache_lib
-from cmri2spec_tf.data import dicom
+from cmri2spec_tf.data import dicom, sources
 from cmri2spec_tf.data import manifest as manifest_lib
 from cmri2spec_tf.data import spectrogram, splits
 from cmri2spec_tf.data.problems import DataError, DatasetProblems, Problem, not_found
@@ -64,7 +64,7 @@ class ArrayDataset:
 
 def read_record(record: manifest_lib.Record, params: spectrogram.SpecParams):
   """Decodes one row: (mri float32 [26,128,128], targets float32 [W,64,64], summary)."""
-  cine = dicom.read_cine(record.mri)
+  cine = sources.read_mri(record.mri, record.frame_rate)
   sound = audio_lib.read_audio(record.audio)
   targets = spectrogram.targets_from_waveform(sound.waveform, params)
   summary = RecordSummary(record.subject_id, record.word, cine.info, sound.info)
@@ -113,7 +113,7 @@ def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Spe
 
 def _cached_record(record, params, cache_dir):
   # Same messages as the readers give, before hashing needs the files.
-  if not os.path.exists(record.mri):
+  if not os.path.exists(manifest_lib.split_hdf5(record.mri)[0]):
     raise not_found(record.mri, "MRI series")
   if not os.path.isfile(record.audio):
     raise not_found(record.audio, "audio file")
@@ -133,15 +133,18 @@ def format_problems(problems: list[Problem]) -> str:
 
 def format_summary(summaries: list[RecordSummary]) -> str:
   """The per-subject table check_data prints."""
-  header = (f"{'subject':<12} {'word':<8} {'frames':>6} {'matrix':>9} {'spacing mm':>12} "
-            f"{'order':<16} {'audio':>8} {'rate':>6} {'ch':>2} format")
+  header = (f"{'subject':<12} {'word':<8} {'source':<7} {'frames':>6} {'fps':>6} "
+            f"{'seconds':>7} {'matrix':>9} {'spacing mm':>12} {'order':<16} {'audio':>8} "
+            f"{'rate':>6} {'ch':>2} format")
   lines = [header]
   for s in summaries:
     spacing = "-" if s.cine.spacing_mm is None else "%.2fx%.2f" % s.cine.spacing_mm
-    lines.append(f"{s.subject_id:<12} {s.word:<8} {s.cine.frames:>6} "
-                 f"{s.cine.rows:>4}x{s.cine.columns:<4} {spacing:>12} {s.cine.ordered_by:<16} "
-                 f"{s.audio.samples:>8} {s.audio.sample_rate:>6} {s.audio.channels:>2} "
-                 f"{s.audio.subtype}")
+    fps = "-" if s.cine.frame_rate is None else f"{s.cine.frame_rate:.2f}"
+    seconds = "-" if s.cine.frame_rate is None else f"{s.cine.frames / s.cine.frame_rate:.2f}"
+    lines.append(f"{s.subject_id:<12} {s.word:<8} {s.cine.kind:<7} {s.cine.frames:>6} {fps:>6} "
+                 f"{seconds:>7} {s.cine.rows:>4}x{s.cine.columns:<4} {spacing:>12} "
+                 f"{s.cine.ordered_by:<16} {s.audio.samples:>8} {s.audio.sample_rate:>6} "
+                 f"{s.audio.channels:>2} {s.audio.subtype}")
   return "\n".join(lines)
 
 

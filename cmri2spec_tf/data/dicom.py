@@ -55,6 +55,8 @@ class CineInfo:
   spacing_mm: tuple[float, float] | None
   ordered_by: str
   files: int
+  kind: str = "dicom"  # or another MRI source (sources.py)
+  frame_rate: float | None = None  # frames per second, where the source says
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,7 +238,9 @@ def _frames_of(path: str, ds: pydicom.Dataset, decoder: str = "pydicom") -> np.n
   samples = int(ds.get("SamplesPerPixel", 1) or 1)
   if samples == 3:  # pydicom returns RGB; reduce to luminance (ITU-R BT.601)
     pixels = pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-  frames = np.asarray(pixels, dtype=np.float64).reshape(n, rows, cols)
+  # The modality transform maps the stored values: a Modality LUT is indexed by them, so it
+  # must see the integers the file stores, not floats.
+  frames = np.asarray(pixels).reshape(n, rows, cols)
   frames = _apply_rescale(ds, frames)
   if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
     frames = -frames
@@ -255,12 +259,13 @@ def _pydicom_pixels(path: str, ds: pydicom.Dataset) -> np.ndarray:
 
 
 def _apply_rescale(ds: pydicom.Dataset, frames: np.ndarray) -> np.ndarray:
-  """Modality LUT / rescale: top level (pydicom) or Enhanced MR functional groups."""
+  """Stored values -> float64 modality values: the Modality LUT Sequence or RescaleSlope and
+  Intercept at the top level (pydicom), or the Enhanced MR functional groups' rescale."""
   shared = _functional_group_rescale(ds.get("SharedFunctionalGroupsSequence"), 0)
   per_frame = ds.get("PerFrameFunctionalGroupsSequence")
   if shared is None and not per_frame:
     return np.asarray(apply_modality_lut(frames, ds), dtype=np.float64)
-  out = frames.copy()
+  out = frames.astype(np.float64)
   for i in range(frames.shape[0]):
     slope, intercept = _functional_group_rescale(per_frame, i) or shared or (1.0, 0.0)
     out[i] = frames[i] * slope + intercept

@@ -2,8 +2,9 @@
 
 One row is one recording of one subject: `mri` is a DICOM cine (a folder of single-frame files
 or one multi-frame file) and `audio` the WAV/FLAC of the same utterance, both relative to the
-dataset folder. As in the paper's data (one sequence per subject), a subject_id appears once.
+dataset folder (the folder of the manifest, when a manifest file is given instead). As in the paper's data (one sequence per subject), a subject_id appears once.
 Paths must stay inside the dataset folder: absolute paths and `..` that escape it are refused.
+Other columns (a lab's `notes`, `age`, ...) are kept in `Record.extra` and not used.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import collections
 import csv
 import dataclasses
+import math
 import os
+import re
 
 from cmri2spec_tf.data.problems import Problem
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ("subject_id", "word", "mri", "audio")
+OPTIONAL_COLUMNS = ("frame_rate",)  # frames per second of sources that do not carry it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,11 +32,21 @@ class Record:
   word: str
   mri: str
   audio: str
+  frame_rate: float | None = None
+  extra: tuple[tuple[str, str], ...] = ()  # (column, value) of the columns we do not use
+
+
+def locate(data_dir: str) -> tuple[str, str]:
+  """(dataset folder, manifest file): `data_dir` is a folder holding manifest.csv, or a manifest
+  file of any name, whose folder is then the one its paths are relative to."""
+  if os.path.isfile(data_dir):
+    return os.path.dirname(os.path.abspath(data_dir)), data_dir
+  return data_dir, os.path.join(data_dir, MANIFEST_NAME)
 
 
 def read_manifest(data_dir: str) -> tuple[list[Record], list[Problem]]:
-  """Parses and checks the manifest; returns the good rows and every problem found."""
-  path = os.path.join(data_dir, MANIFEST_NAME)
+  """Parses and checks the manifest (see `locate`); returns the good rows and every problem."""
+  data_dir, path = locate(data_dir)
   if not os.path.isfile(path):
     return [], [Problem(path, "manifest not found (expected columns: " + ", ".join(COLUMNS) + ")")]
   try:
@@ -64,10 +78,6 @@ def _header_problems(path: str, header: list[str]) -> list[Problem]:
   missing = [c for c in COLUMNS if c not in header]
   if missing:
     problems.append(Problem(path, f"missing column(s) {', '.join(missing)} (have: {', '.join(header)})"))
-  unknown = [c for c in header if c not in COLUMNS]
-  if unknown:
-    problems.append(Problem(path, f"unknown column(s) {', '.join(unknown)}; expected exactly "
-                            + ", ".join(COLUMNS)))
   return problems
 
 
@@ -81,14 +91,37 @@ def _parse_row(path, data_dir, header, line, row):
   problems = []
   resolved = {}
   for column in ("mri", "audio"):
-    target, problem = resolve_inside(data_dir, values[column])
+    file, inside = split_hdf5(values[column]) if column == "mri" else (values[column], None)
+    target, problem = resolve_inside(data_dir, file)
     if problem:
       problems.append(Problem(path, f"line {line}: {column} path {values[column]!r} {problem}"))
-    resolved[column] = target
+    resolved[column] = f"{target}:{inside}" if inside and target else target
+  frame_rate, problem = _optional_number(values.get("frame_rate", ""))
+  if problem:
+    problems.append(Problem(path, f"line {line}: frame_rate {problem}"))
   if problems:
     return None, problems
+  extra = tuple((h, v) for h, v in values.items() if h not in COLUMNS + OPTIONAL_COLUMNS)
   return Record(line=line, subject_id=values["subject_id"], word=values["word"],
-                mri=resolved["mri"], audio=resolved["audio"]), []
+                mri=resolved["mri"], audio=resolved["audio"], frame_rate=frame_rate,
+                extra=extra), []
+
+
+def split_hdf5(entry: str) -> tuple[str, str | None]:
+  """"file.h5:/a/b" -> ("file.h5", "/a/b"), the dataset inside an HDF5 file; else (entry, None)."""
+  match = re.match(r"^(.*\.(?:h5|hdf5|hdf)):(/.*)$", entry, re.IGNORECASE)
+  return (match[1], match[2]) if match else (entry, None)
+
+
+def _optional_number(text: str):
+  """(float or None, problem or None) of an optional numeric cell."""
+  if not text:
+    return None, None
+  try:
+    value = float(text)
+  except ValueError:
+    return None, f"{text!r} is not a number"
+  return (value, None) if math.isfinite(value) and value > 0 else (None, f"{text} is not > 0")
 
 
 def resolve_inside(data_dir: str, relative: str):

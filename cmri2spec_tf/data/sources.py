@@ -1,0 +1,234 @@
+"""MRI sources: a manifest's `mri` entry, whatever holds the frames -> the model's input grid.
+
+Real-time MRI datasets come as video, image frames, arrays or HDF5 rather than DICOM cine
+series. Every source gives raw grey frames [T, H, W] and, where it knows one, a frame rate; then
+the same steps as for DICOM follow (dicom.py): square field of view resized to 128 x 128,
+per-sequence percentile normalization to [0, 1], linear resampling to 26 frames.
+
+  kind      what the entry is                                      frame rate from
+  dicom     a folder of DICOM files, or one (multi-frame) file     (none: cine timing)
+  video     .mp4 .avi .mov .mkv .webm .m4v .mpg .mpeg (PyAV,       the video stream
+            FFmpeg: any codec it decodes)
+  frames    a folder of .png .jpg .jpeg .tif .tiff .bmp images,    the manifest's frame_rate
+            8 or 16 bit, in natural order (frame2 before frame10)
+  array     .npy [T, H, W], or .npz holding one such array (or     a `frame_rate` or `fps`
+            one named `frames`)                                    entry of the .npz, else the
+                                                                   manifest's frame_rate
+  hdf5      FILE.h5:/path/to/dataset (or a FILE.h5 holding one     the dataset's `frame_rate`
+            3-D dataset), read with h5py                           or `fps` attribute, else the
+                                                                   manifest's frame_rate
+Colour frames become luminance with the ITU-R BT.601 weights, as colour DICOM does; arrays of
+shape [T, H, W, 1|3|4] are accepted the same way. The manifest's frame_rate, when given,
+overrides what a file says. Problems raise DataError naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+
+import numpy as np
+
+from cmri2spec_tf.data import dicom
+from cmri2spec_tf.data.manifest import split_hdf5
+from cmri2spec_tf.data.problems import DataError, not_found
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+ARRAY_EXTENSIONS = (".npy", ".npz")
+HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf")
+KINDS = ("dicom", "video", "frames", "array", "hdf5")
+MAX_FRAME_RATE = 1000.0  # frames per second: above this a header or manifest is wrong
+MAX_FRAMES = 200_000  # ~40 minutes at 83 fps: more is no speech recording
+LUMINANCE = np.array([0.299, 0.587, 0.114])
+
+
+@dataclasses.dataclass(frozen=True)
+class Frames:
+  """Raw frames of a source before the model's grid: grey float [T, H, W], and what it was."""
+
+  frames: np.ndarray
+  kind: str
+  frame_rate: float | None
+  spacing_mm: tuple[float, float] | None = None
+  ordered_by: str = "stored order"
+  files: int = 1
+
+
+def kind_of(entry: str) -> str:
+  """Which source an existing manifest entry is (see the table above)."""
+  path, _ = split_hdf5(entry)
+  extension = os.path.splitext(path)[1].lower()
+  if os.path.isdir(path):
+    files = dicom.list_series_files(path)
+    if files and all(os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS for f in files):
+      return "frames"
+    return "dicom"
+  for kind, extensions in (("video", VIDEO_EXTENSIONS), ("array", ARRAY_EXTENSIONS),
+                           ("hdf5", HDF5_EXTENSIONS)):
+    if extension in extensions:
+      return kind
+  return "dicom"
+
+
+def read_mri(entry: str | os.PathLike, frame_rate: float | None = None) -> dicom.Cine:
+  """Reads any source into the model's grid (float32 [26, 128, 128] in [0, 1]) with its info.
+  `frame_rate`: the manifest's, when it has one (it wins over the file's)."""
+  entry = os.fspath(entry)
+  if frame_rate is not None:
+    check_frame_rate(entry, frame_rate)
+  path, _ = split_hdf5(entry)
+  if not os.path.exists(path):
+    raise not_found(path, "MRI series")
+  kind = kind_of(entry)
+  if kind == "dicom":
+    return dicom.read_cine(entry)
+  raw = READERS[kind](entry)
+  rate = frame_rate if frame_rate is not None else raw.frame_rate
+  if rate is not None:
+    check_frame_rate(entry, rate)
+  return to_cine(dataclasses.replace(raw, frame_rate=rate), entry)
+
+
+def to_cine(raw: Frames, entry: str) -> dicom.Cine:
+  """The DICOM pipeline's geometry, normalization and time resampling for any source."""
+  frames = raw.frames
+  if frames.shape[0] < 2:
+    raise DataError(entry, f"an MRI recording needs at least 2 frames, found {frames.shape[0]}")
+  if not np.all(np.isfinite(frames)):
+    raise DataError(entry, "frames hold NaN or infinite values")
+  info = dicom.CineInfo(frames=frames.shape[0], rows=frames.shape[1], columns=frames.shape[2],
+                        spacing_mm=raw.spacing_mm, ordered_by=raw.ordered_by, files=raw.files,
+                        kind=raw.kind, frame_rate=raw.frame_rate)
+  normalized = dicom.normalize_intensity(dicom.to_square_grid(frames, raw.spacing_mm), entry)
+  return dicom.Cine(frames=dicom.resample_time(normalized, dicom.N_FRAMES), info=info)
+
+
+def check_frame_rate(entry: str, rate: float) -> None:
+  if not (isinstance(rate, (int, float)) and np.isfinite(rate) and 0 < rate <= MAX_FRAME_RATE):
+    raise DataError(entry, f"frame rate {rate} is not plausible (0 < fps <= {MAX_FRAME_RATE:g})")
+
+
+def grey(pixels: np.ndarray, entry: str, what: str = "frames") -> np.ndarray:
+  """[T, H, W] or [T, H, W, 1|3|4] -> float64 [T, H, W] (colour -> BT.601 luminance)."""
+  pixels = np.asarray(pixels)
+  if pixels.ndim == 4 and pixels.shape[-1] in (3, 4):
+    return pixels[..., :3].astype(np.float64) @ LUMINANCE
+  if pixels.ndim == 4 and pixels.shape[-1] == 1:
+    pixels = pixels[..., 0]
+  if pixels.ndim != 3:
+    raise DataError(entry, f"{what} of shape {pixels.shape}: expected [frames, rows, columns] "
+                    "(or with a last axis of 1, 3 or 4 channels)")
+  if not np.issubdtype(pixels.dtype, np.number) or np.issubdtype(pixels.dtype, np.complexfloating):
+    raise DataError(entry, f"{what} of type {pixels.dtype}: expected real numbers")
+  if pixels.shape[0] > MAX_FRAMES or min(pixels.shape[1:]) < 2 or \
+      pixels.shape[1] * pixels.shape[2] > dicom.MAX_PIXELS_PER_FRAME:
+    raise DataError(entry, f"implausible {what} shape {pixels.shape}")
+  return pixels.astype(np.float64)
+
+
+# ------------------------------------------------------------------ the readers
+def read_video(entry: str) -> Frames:
+  """Every frame of the first video stream, decoded one at a time (PyAV)."""
+  import av  # local: only video needs FFmpeg
+
+  try:
+    with av.open(entry) as container:
+      if not container.streams.video:
+        raise DataError(entry, "no video stream in this file")
+      stream = container.streams.video[0]
+      rate = float(stream.average_rate) if stream.average_rate else None
+      declared = stream.frames  # 0 where the container does not say
+      frames = [(frame.to_ndarray(format="rgb24") @ LUMINANCE).astype(np.float32)
+                for frame in container.decode(stream)]
+  except DataError:
+    raise
+  except (av.FFmpegError, OSError, ValueError) as e:
+    raise DataError(entry, f"unreadable video ({type(e).__name__}: {e})") from e
+  if not frames:
+    raise DataError(entry, "the video stream holds no decodable frame")
+  if declared and len(frames) < declared:
+    raise DataError(entry, f"truncated video: {len(frames)} of the {declared} frames its "
+                    "header declares could be decoded")
+  return Frames(np.stack(frames), "video", rate, ordered_by="stream time")
+
+
+def natural_key(name: str):
+  """"frame10.png" after "frame2.png": digit runs compare as numbers."""
+  return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def read_frames_folder(entry: str) -> Frames:
+  """Image files of a folder in natural order; all of one size."""
+  from PIL import Image, UnidentifiedImageError
+
+  files = sorted(dicom.list_series_files(entry), key=lambda f: natural_key(os.path.basename(f)))
+  images, size = [], None
+  for file in files:
+    try:
+      with Image.open(file) as image:
+        if image.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "F", "RGB", "RGBA"):
+          image = image.convert("RGB")  # palette, CMYK, LA, ...: through colour
+        pixels = np.asarray(image)
+    except (OSError, UnidentifiedImageError) as e:
+      raise DataError(file, f"unreadable image ({type(e).__name__}: {e})") from e
+    if size is not None and pixels.shape[:2] != size:
+      raise DataError(file, f"frame size {pixels.shape[1]}x{pixels.shape[0]} differs from the "
+                      f"first frame's {size[1]}x{size[0]} in this folder")
+    size = pixels.shape[:2]
+    images.append(pixels[..., :3] @ LUMINANCE if pixels.ndim == 3 else pixels)
+  return Frames(grey(np.stack(images), entry), "frames", None, ordered_by="file names",
+                files=len(files))
+
+
+def read_array(entry: str) -> Frames:
+  """A .npy array, or the one array (or `frames`) of a .npz with an optional frame rate."""
+  try:
+    stored = np.load(entry, mmap_mode="r", allow_pickle=False)
+    if not isinstance(stored, np.lib.npyio.NpzFile):
+      return Frames(grey(stored, entry, "array"), "array", None)
+    with stored:
+      names = [n for n in stored.files if n not in ("frame_rate", "fps")]
+      name = "frames" if "frames" in names else names[0] if len(names) == 1 else None
+      if name is None:
+        raise DataError(entry, f"holds arrays {', '.join(names) or 'none'}: name the frames "
+                        "'frames'")
+      rate = next((float(stored[k]) for k in ("frame_rate", "fps") if k in stored.files), None)
+      return Frames(grey(stored[name], entry, "array"), "array", rate)
+  except DataError:
+    raise
+  except (OSError, ValueError, EOFError) as e:
+    raise DataError(entry, f"unreadable array file ({type(e).__name__}: {e})") from e
+
+
+def read_hdf5(entry: str) -> Frames:
+  """A 3-D dataset of an HDF5 file: the one named after ':' or the file's only one."""
+  import h5py
+
+  path, name = split_hdf5(entry)
+  try:
+    with h5py.File(path, "r") as f:
+      if name is None:
+        candidates = []
+        f.visititems(lambda n, o: candidates.append(n)
+                     if isinstance(o, h5py.Dataset) and o.ndim >= 3 else None)
+        if len(candidates) != 1:
+          raise DataError(path, f"holds {len(candidates)} datasets of 3 or more dimensions "
+                          f"({', '.join(candidates[:5]) or 'none'}): name one as "
+                          f"{os.path.basename(path)}:/NAME in the manifest")
+        name = candidates[0]
+      if name not in f or not isinstance(f[name], h5py.Dataset):
+        raise DataError(entry, f"no dataset {name} in this HDF5 file")
+      dataset = f[name]
+      rate = next((float(dataset.attrs[k]) for k in ("frame_rate", "fps")
+                   if k in dataset.attrs), None)
+      return Frames(grey(dataset[()], entry, "dataset"), "hdf5", rate)
+  except DataError:
+    raise
+  except (OSError, ValueError, TypeError) as e:
+    raise DataError(entry, f"unreadable HDF5 file ({type(e).__name__}: {e})") from e
+
+
+READERS = {"video": read_video, "frames": read_frames_folder, "array": read_array,
+           "hdf5": read_hdf5}
