@@ -7,8 +7,10 @@ that recording's windows:
   MSE   = mean (y - y_hat)^2 over the same,
   L1 dB = mean |dB(y) - dB(y_hat)|, the same error in decibels (the normalization is linear in dB,
           so this is L1 times the normalized range, 120 dB by default) for a physical reading.
-Per-subject numbers average a subject's recordings; the overall number averages recordings, so
-with one recording per subject (the paper, the phantom) every held-out subject weighs the same.
+Per-subject numbers average a subject's recordings (or segments); the overall number averages
+recordings, so with one recording per subject (the paper, the phantom) every held-out subject
+weighs the same. The report also keeps every recording's own row (`recordings`, with its
+subject:file[@start-end] id), so segments of long recordings are scored one by one.
 
 Baselines (baselines.py): the mean training spectrogram and the nearest neighbour by MRI.
 """
@@ -39,8 +41,9 @@ def recording_scores(predictions: np.ndarray, data: ArrayDataset) -> list[dict]:
   axes = (1, 2, 3)
   values = {"l1": np.abs(error).mean(axes), "mse": np.square(error).mean(axes),
             "l1_db": np.abs(error_db).mean(axes)}
-  return [{"subject_id": data.subject_ids[r], "word": data.words[r],
-           **{m: float(values[m][r]) for m in METRICS}} for r in range(len(data))]
+  return [{"recording_id": data.recording_ids[r], "subject_id": data.subject_ids[r],
+           "word": data.words[r], **{m: float(values[m][r]) for m in METRICS}}
+          for r in range(len(data))]
 
 
 def subject_scores(rows: list[dict]) -> list[dict]:
@@ -112,8 +115,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
       "weights": os.path.basename(runs.weights_file(model_dir, weights)[0]),
       "epoch": epoch, "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
       "parameters": {config.model: translator.count_params()},
-      "methods": {name: {"overall": overall(rows), "subjects": subject_scores(rows)}
-                  for name, rows in per_method.items()},
+      "methods": {name: {"overall": overall(rows), "subjects": subject_scores(rows),
+                         "recordings": rows} for name, rows in per_method.items()},
   }
   runs.write_evaluation(model_dir, report, to_csv(per_method), heldout.subject_ids, predictions)
   return report

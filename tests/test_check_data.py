@@ -89,10 +89,9 @@ def _break(root, case):
   if case == "short":
     _write_wave(wav, 0.3 * np.sin(2 * np.pi * 200 * t[:20000]))
     return wav, "shorter than"
-  if case == "duplicate_subject":
-    manifest.write_text(HEADER + _row("S01") + _row("S01", mri="subjects/S04/mri",
-                                                    audio="subjects/S04/audio.wav"))
-    return manifest, "duplicate subject_id 'S01'"
+  if case == "duplicate_row":  # a subject may have many rows, but not the same one twice
+    manifest.write_text(HEADER + _row("S01") + _row("S04", "asouk") + _row("S01"))
+    return manifest, "duplicate row for subject_id 'S01' on lines 2, 4"
   if case == "missing_column":
     manifest.write_text("subject_id,mri,audio\nS01,subjects/S01/mri,subjects/S01/audio.wav\n")
     return manifest, "missing column(s) word"
@@ -140,7 +139,7 @@ def _break(root, case):
 
 
 CASES = ["missing_mri", "missing_audio", "unreadable_audio", "unreadable_dicom", "no_pixel_data",
-         "mixed_series", "one_frame", "silent", "clipped", "nan", "short", "duplicate_subject",
+         "mixed_series", "one_frame", "silent", "clipped", "nan", "short", "duplicate_row",
          "missing_column", "no_manifest", "escaping_path", "absolute_path",
          "huge_matrix", "pixel_data_mismatch", "truncated_dicom", "wav_header_lies",
          "symlink_loop", "symlink_escaping"]

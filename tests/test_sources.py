@@ -189,3 +189,201 @@ def test_a_dataset_mixes_sources_and_check_data_reports_them(tmp_path, phantom_d
   assert dataset.report(str(root)) == 1
   problems = capsys.readouterr().err
   assert "frame_rate 'fast' is not a number" in problems and "frame_rate 0 is not > 0" in problems
+
+
+def _write_video_with_sound(path, frames, sound, rate=22050, with_audio=True):
+  """An mp4 of grey frames (H.264) and, optionally, a mono AAC track of `sound`."""
+  import av
+
+  with av.open(str(path), "w") as container:
+    video = container.add_stream("libx264", rate=Fraction(FPS))
+    video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+    audio = container.add_stream("aac", rate=rate, layout="mono") if with_audio else None
+    for grey in frames:
+      frame = av.VideoFrame.from_ndarray(np.repeat(grey[..., None], 3, axis=2), format="rgb24")
+      for packet in video.encode(frame):
+        container.mux(packet)
+    if audio is not None:
+      chunk = 1024
+      for start in range(0, len(sound), chunk):
+        frame = av.AudioFrame.from_ndarray(sound[None, start:start + chunk].astype(np.float32),
+                                           format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = rate, start
+        for packet in audio.encode(frame):
+          container.mux(packet)
+      for packet in audio.encode():
+        container.mux(packet)
+    for packet in video.encode():
+      container.mux(packet)
+  return str(path)
+
+
+def test_audio_track_inside_a_video(tmp_path):
+  """The speech of an rtMRI video comes from its own audio track (AAC here), at 22,050 Hz."""
+  from cmri2spec_tf.data import audio
+
+  t = np.arange(int(1.5 * 16000)) / 16000
+  sound = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+  video = _write_video_with_sound(tmp_path / "take.mp4", _frames(), sound, rate=16000)
+  track = audio.read_audio(video)
+  assert track.info.sample_rate == 16000 and track.info.subtype == "AAC"
+  assert track.info.channels == 1
+  expected = audio.read_audio(_wav(tmp_path / "take.wav", sound, 16000)).waveform
+  n = min(len(expected), len(track.waveform))
+  lag = int(np.argmax(np.correlate(track.waveform[:4000], expected[:2000], "valid")))
+  aligned = track.waveform[lag:lag + n - 4000]
+  assert np.corrcoef(aligned, expected[:len(aligned)])[0, 1] > 0.95  # AAC: lossy and delayed
+  silent = _write_video_with_sound(tmp_path / "mute.mp4", _frames(), sound, with_audio=False)
+  with pytest.raises(DataError, match="no audio track"):
+    audio.read_audio(silent)
+
+
+def _wav(path, sound, rate):
+  import soundfile
+
+  soundfile.write(str(path), sound, rate)
+  return str(path)
+
+
+def _square_column(frame):
+  """Column of the bright square's centre in a model frame (float [128, 128])."""
+  profile = frame[55:70].mean(axis=0)  # rows across the square (30-50 of 84 -> ~46-76 of 128)
+  return float(np.argmax(profile > 0.9 * profile.max()) + np.sum(profile > 0.9 * profile.max()) / 2)
+
+
+def test_a_segment_reads_the_same_frames_from_every_source(tmp_path):
+  """start_s-end_s of a recording: 26 frames from start to end (the square's position tracks
+  time), the same from an .npy, an HDF5 dataset, image frames and a lossless video."""
+  frames = _frames(t=240)  # 2.9 s at 83 fps; the square moves across in that time
+  np.save(tmp_path / "long.npy", frames)
+  with h5py.File(tmp_path / "long.h5", "w") as f:
+    f.create_dataset("frames", data=frames)
+  (tmp_path / "png").mkdir()
+  for k, grey in enumerate(frames):
+    Image.fromarray(grey).save(tmp_path / "png" / f"{k}.png")
+  video = _write_video(tmp_path / "long.mkv", frames, "ffv1", "gray")
+  segment = (1.0, 1.6)
+  read = [sources.read_mri(entry, frame_rate=FPS, segment=segment)
+          for entry in (tmp_path / "long.npy", f"{tmp_path}/long.h5:/frames", tmp_path / "png",
+                        video)]
+  for cine in read[1:3]:
+    np.testing.assert_allclose(cine.frames, read[0].frames, atol=1e-5)
+  # the video's frames lie at its own timestamps (Matroska: whole milliseconds)
+  assert np.abs(read[3].frames - read[0].frames).max() < 0.02
+  assert read[0].info.frames == 240  # the recording's length, though only the segment was read
+  whole = sources.read_mri(tmp_path / "long.npy", frame_rate=FPS)
+  first, last = _square_column(read[0].frames[0]), _square_column(read[0].frames[-1])
+  # the square's left edge at frame i is 5 + i * 54 // 240 pixels of 84 (x 128/84 on the grid)
+  expected = [(5 + i * 54 / 240 + 10) * 128 / 84 for i in (segment[0] * FPS, segment[1] * FPS)]
+  assert abs(first - expected[0]) < 3 and abs(last - expected[1]) < 3, (first, last, expected)
+  assert abs(_square_column(whole.frames[0]) - _square_column(read[0].frames[0])) > 20
+
+
+def test_segments_outside_the_recording_or_of_dicom_are_named(tmp_path, phantom_dir):
+  np.save(tmp_path / "a.npy", _frames())  # 30 frames: 0.36 s at 83 fps
+  video = _write_video(tmp_path / "v.mp4", _frames(), "libx264", "yuv420p")
+  for entry in (str(tmp_path / "a.npy"), video):
+    with pytest.raises(DataError, match="outside") as raised:
+      sources.read_mri(entry, frame_rate=FPS, segment=(2.0, 2.5))
+    assert raised.value.problem.path == entry
+  with pytest.raises(DataError, match="needs the frame rate"):
+    sources.read_mri(tmp_path / "a.npy", segment=(0.1, 0.2))
+  with pytest.raises(DataError, match="takes no segment"):
+    sources.read_mri(f"{phantom_dir}/subjects/S01/mri", segment=(0.1, 0.5))
+
+
+def test_the_window_rule_for_segments():
+  """A segment shorter than a window gets the window around its centre from the recording's
+  audio (shifted inwards at its ends); a longer one is slid over itself."""
+  from cmri2spec_tf.data.spectrogram import SpecParams, segment_span, window_starts
+
+  params = SpecParams()  # 21,000-sample windows
+  assert segment_span(100_000, 40_000, 50_000, params) == (34_500, 55_500)
+  assert segment_span(100_000, 1_000, 5_000, params) == (0, 21_000)
+  assert segment_span(100_000, 95_000, 99_000, params) == (79_000, 100_000)
+  assert segment_span(100_000, 10_000, 60_000, params) == (10_000, 60_000)
+  starts = window_starts(100_000, params, (10_000, 60_000))
+  assert starts[0] == 10_000 and starts[-1] == 60_000 - 21_000 and len(starts) == 100
+  with pytest.raises(ValueError):
+    segment_span(20_000, 1_000, 5_000, params)
+
+
+def test_a_dataset_of_segments_of_one_long_video_with_its_own_sound(tmp_path):
+  """Several words of each subject's one recording (audio = the video's own track): many rows
+  per subject, each segment its own cache entry and targets, ids naming the segments."""
+  root = tmp_path / "data"
+  root.mkdir()
+  t = np.arange(3 * 22050) / 22050
+  for k, sid in enumerate(("A", "B")):
+    pitch = 150 + 60 * k
+    sound = 0.3 * np.sin(2 * np.pi * pitch * t * (1 + 0.3 * t))  # a rising tone
+    _write_video_with_sound(root / f"{sid}.mp4", _frames(t=240), sound)
+  rows = "".join(f"{sid},{word},{sid}.mp4,{sid}.mp4,{start},{end},0.05\n"
+                 for sid in ("A", "B")
+                 for word, start, end in (("ageese", 0.3, 0.8), ("asouk", 1.2, 1.6),
+                                          ("ageese", 2.0, 2.5)))
+  (root / "manifest.csv").write_text("subject_id,word,mri,audio,start_s,end_s,audio_offset_s\n"
+                                     + rows)
+  assert dataset.report(str(root)) == 0
+  data = dataset.load_dataset(str(root), cache_dir=str(tmp_path / "cache"), verbose=False)
+  assert data.subject_ids == ["A"] * 3 + ["B"] * 3
+  assert data.recording_ids[1] == "A:A.mp4@1.200-1.600"
+  assert len(os.listdir(tmp_path / "cache")) == 6  # one cache entry per segment
+  spectra = data.spectrograms.astype(np.float32)
+  assert np.abs(spectra[0] - spectra[2]).mean() > 0.01  # other segments, other sound
+  mri = data.mri.astype(np.float32)
+  assert np.abs(mri[0] - mri[1]).mean() > 0.005  # and other frames
+  train, heldout = data.fold("2", 0)
+  assert set(train.subject_ids).isdisjoint(heldout.subject_ids)
+  (root / "manifest.csv").write_text("subject_id,word,mri,audio,start_s,end_s\n"
+                                     "A,ageese,A.mp4,A.mp4,2.5,2.0\n"
+                                     "B,ageese,B.mp4,B.mp4,1.0,\n"
+                                     "B,asouk,B.mp4,B.mp4,2.0,9.0\n")
+  assert dataset.report(str(root)) == 1
+
+
+READ_LATE_SEGMENT = """
+import sys
+from cmri2spec_tf.data import sources
+
+def peak_mb():
+  return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
+
+sources.read_mri(sys.argv[1], segment=(1.0, 2.0))  # warm-up: libraries, TensorFlow's resize
+before = peak_mb()
+cine = sources.read_mri(sys.argv[1], segment=(590.0, 591.0))
+print(cine.info.frames, cine.frames.shape[0], round(peak_mb() - before, 1))
+"""
+
+
+def test_a_long_video_is_read_as_a_stream(tmp_path):
+  """A 10-minute rtMRI-like video (83 fps, ~50,000 frames; 1.4 GB as float32 frames): reading
+  a segment near its end decodes from a seek just before it, so peak memory grows by far less
+  than the file would take decoded."""
+  import subprocess
+  import sys
+
+  import av
+
+  path = str(tmp_path / "ten_minutes.mp4")
+  base = np.tile(np.linspace(20, 120, SIDE), (SIDE, 1))
+  with av.open(path, "w") as container:
+    stream = container.add_stream("libx264", rate=Fraction(FPS))
+    stream.width = stream.height = SIDE
+    stream.pix_fmt, stream.options = "yuv420p", {"preset": "ultrafast", "g": str(2 * FPS)}
+    for i in range(FPS * 600):
+      image = base.copy()
+      image[30:50, 5 + (i % 200) * 54 // 200:][:, :20] = 230
+      frame = av.VideoFrame.from_ndarray(np.repeat(image.astype(np.uint8)[..., None], 3, 2),
+                                         format="rgb24")
+      for packet in stream.encode(frame):
+        container.mux(packet)
+    for packet in stream.encode():
+      container.mux(packet)
+  result = subprocess.run([sys.executable, "-c", READ_LATE_SEGMENT, path], capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  total, frames, grown_mb = result.stdout.split()
+  assert int(total) == FPS * 600 and int(frames) == 26
+  print(f"10-minute video, segment at 590 s: peak memory grew {grown_mb} MB")
+  assert float(grown_mb) < 150, grown_mb

@@ -1,7 +1,10 @@
-"""Speech audio: WAV/FLAC at any rate, width and channel count -> mono float32 at 22,050 Hz.
+"""Speech audio: WAV/FLAC at any rate, width and channel count, or the audio track of a video
+(mp4, avi, mov, mkv, ...: real-time MRI datasets ship the speech inside the video) -> mono
+float32 at 22,050 Hz.
 
-Decoding is soundfile's (libsndfile); resampling is librosa's (soxr, high quality).
-Channels are averaged. The checks below are the ones `check_data` reports.
+Decoding is soundfile's (libsndfile) for audio files and PyAV's (FFmpeg) for the audio track of
+a container; resampling is librosa's (soxr, high quality). Channels are averaged. The checks
+below are the ones `check_data` reports.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ SILENCE_PEAK = 1e-4  # peak |x| below this (-80 dBFS) is silence
 CLIP_LEVEL = 0.999  # |x| at or above this is a clipped sample ...
 CLIP_SHARE = 0.001  # ... and more than 0.1 % of them is a clipped recording
 DECODERS = ("soundfile", "tfio")
+# Containers whose audio track PyAV decodes (libsndfile reads WAV, FLAC, OGG, MP3, ... itself).
+CONTAINER_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".m4a",
+                        ".aac")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,12 +58,15 @@ def read_audio(path: str | os.PathLike, decoder: str = "soundfile") -> Audio:
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
   if not os.path.isfile(path):
     raise not_found(path, "audio file")
-  try:
-    subtype = soundfile.info(path).subtype
-    if decoder == "soundfile":
-      data, rate = soundfile.read(path, dtype="float32", always_2d=True)
-  except Exception as e:  # libsndfile: unknown format, truncated, lying header
-    raise DataError(path, f"unreadable audio file ({type(e).__name__}: {e})") from e
+  if os.path.splitext(path)[1].lower() in CONTAINER_EXTENSIONS and decoder == "soundfile":
+    data, rate, subtype = read_track(path)
+  else:
+    try:
+      subtype = soundfile.info(path).subtype
+      if decoder == "soundfile":
+        data, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile: unknown format, truncated, lying header
+      raise DataError(path, f"unreadable audio file ({type(e).__name__}: {e})") from e
   if decoder == "tfio":
     from cmri2spec_tf.data import tfio_decoders
 
@@ -72,6 +81,30 @@ def read_audio(path: str | os.PathLike, decoder: str = "soundfile") -> Audio:
     raise DataError(path, f"audio is {mono.shape[0]} samples at {SAMPLE_RATE} Hz, shorter than "
                     f"the {WINDOW_SAMPLES}-sample window")
   return Audio(waveform=mono.astype(np.float32), info=info)
+
+
+def read_track(path: str) -> tuple[np.ndarray, int, str]:
+  """(float32 [samples, channels], rate, codec) of a container's first audio track (PyAV)."""
+  import av  # local: only containers need FFmpeg
+
+  try:
+    with av.open(path) as container:
+      if not container.streams.audio:
+        raise DataError(path, "no audio track in this file (the manifest names it as the audio)")
+      stream = container.streams.audio[0]
+      planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
+      chunks = [out.to_ndarray() for frame in container.decode(stream)
+                for out in planar.resample(frame)]
+      chunks += [out.to_ndarray() for out in planar.resample(None)]
+      codec = stream.codec_context.name.upper()
+      rate = int(stream.rate)
+  except DataError:
+    raise
+  except (av.FFmpegError, OSError, ValueError) as e:
+    raise DataError(path, f"unreadable audio track ({type(e).__name__}: {e})") from e
+  if not chunks:
+    raise DataError(path, "the audio track holds no decodable sample")
+  return np.concatenate(chunks, axis=1).T.astype(np.float32), rate, codec
 
 
 def check_waveform(path: str, data: np.ndarray) -> None:

@@ -29,13 +29,16 @@ def default_cache_dir() -> str:
   return os.path.join(base, "cmri2spec_tf")
 
 
-def record_key(mri_path: str, audio_path: str, params_json: str) -> str:
-  """sha256 over the bytes of every source file, the parameters and the reader's settings."""
+def record_key(mri_path: str, audio_path: str, params_json: str, segment: str = "") -> str:
+  """sha256 over the bytes of every source file, the parameters, the reader's settings and
+  what of the row picks a part of the files (`segment`: its frame rate, segment, offset)."""
   digest = hashlib.sha256()
   settings = (CACHE_FORMAT, dicom.N_FRAMES, dicom.MATRIX, dicom.LOW_PERCENTILE,
               dicom.HIGH_PERCENTILE)
   digest.update(repr(settings).encode())
   digest.update(params_json.encode())
+  if segment:
+    digest.update(segment.encode() + b"\0")
   mri_path, inside = split_hdf5(mri_path)
   if inside:
     digest.update(inside.encode() + b"\0")  # which dataset of the HDF5 file

@@ -30,6 +30,7 @@ class RecordSummary:
   word: str
   cine: dicom.CineInfo
   audio: audio_lib.AudioInfo
+  segment: tuple[float, float] | None = None
 
 
 @dataclasses.dataclass
@@ -41,6 +42,11 @@ class ArrayDataset:
   mri: np.ndarray
   spectrograms: np.ndarray
   params: spectrogram.SpecParams
+  recording_ids: list[str] | None = None  # subject:file[@start-end] (manifest.Record)
+
+  def __post_init__(self):
+    if self.recording_ids is None:
+      self.recording_ids = [f"{s}:{i}" for i, s in enumerate(self.subject_ids)]
 
   def __len__(self) -> int:
     return len(self.subject_ids)
@@ -50,7 +56,8 @@ class ArrayDataset:
     wanted = set(subject_ids)
     rows = [i for i, s in enumerate(self.subject_ids) if s in wanted]
     return ArrayDataset([self.subject_ids[i] for i in rows], [self.words[i] for i in rows],
-                        self.mri[rows], self.spectrograms[rows], self.params)
+                        self.mri[rows], self.spectrograms[rows], self.params,
+                        [self.recording_ids[i] for i in rows])
 
   def fold(self, scheme: str, index: int, seed: int = 0):
     """(training, held-out) subsets of fold `index` of the split `scheme` ("loso" or a number
@@ -64,10 +71,11 @@ class ArrayDataset:
 
 def read_record(record: manifest_lib.Record, params: spectrogram.SpecParams):
   """Decodes one row: (mri float32 [26,128,128], targets float32 [W,64,64], summary)."""
-  cine = sources.read_mri(record.mri, record.frame_rate)
+  cine = sources.read_mri(record.mri, record.frame_rate, record.segment)
   sound = audio_lib.read_audio(record.audio)
-  targets = spectrogram.targets_from_waveform(sound.waveform, params)
-  summary = RecordSummary(record.subject_id, record.word, cine.info, sound.info)
+  span = None if record.segment is None else audio_span(record, len(sound.waveform), params)
+  targets = spectrogram.targets_from_waveform(sound.waveform, params, span)
+  summary = RecordSummary(record.subject_id, record.word, cine.info, sound.info, record.segment)
   return cine.frames, targets, summary
 
 
@@ -108,7 +116,8 @@ def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Spe
   if problems:
     raise DatasetProblems(problems)
   return ArrayDataset([r.subject_id for r in records], [r.word for r in records],
-                      np.stack(mri), np.stack(targets), params)
+                      np.stack(mri), np.stack(targets), params,
+                      [r.recording_id for r in records])
 
 
 def _cached_record(record, params, cache_dir):
@@ -117,7 +126,7 @@ def _cached_record(record, params, cache_dir):
     raise not_found(record.mri, "MRI series")
   if not os.path.isfile(record.audio):
     raise not_found(record.audio, "audio file")
-  key = cache_lib.record_key(record.mri, record.audio, params.to_json())
+  key = cache_lib.record_key(record.mri, record.audio, params.to_json(), _segment_key(record))
   arrays = cache_lib.load(cache_dir, key)
   if arrays is not None:
     return arrays, False
@@ -134,18 +143,40 @@ def format_problems(problems: list[Problem]) -> str:
 def format_summary(summaries: list[RecordSummary]) -> str:
   """The per-subject table check_data prints."""
   header = (f"{'subject':<12} {'word':<8} {'source':<7} {'frames':>6} {'fps':>6} "
-            f"{'seconds':>7} {'matrix':>9} {'spacing mm':>12} {'order':<16} {'audio':>8} "
-            f"{'rate':>6} {'ch':>2} format")
+            f"{'seconds':>7} {'segment s':>13} {'matrix':>9} {'spacing mm':>12} {'order':<16} "
+            f"{'audio':>8} {'rate':>6} {'ch':>2} format")
   lines = [header]
   for s in summaries:
     spacing = "-" if s.cine.spacing_mm is None else "%.2fx%.2f" % s.cine.spacing_mm
     fps = "-" if s.cine.frame_rate is None else f"{s.cine.frame_rate:.2f}"
     seconds = "-" if s.cine.frame_rate is None else f"{s.cine.frames / s.cine.frame_rate:.2f}"
+    segment = "-" if s.segment is None else "%.2f-%.2f" % s.segment
     lines.append(f"{s.subject_id:<12} {s.word:<8} {s.cine.kind:<7} {s.cine.frames:>6} {fps:>6} "
-                 f"{seconds:>7} {s.cine.rows:>4}x{s.cine.columns:<4} {spacing:>12} "
-                 f"{s.cine.ordered_by:<16} {s.audio.samples:>8} {s.audio.sample_rate:>6} "
-                 f"{s.audio.channels:>2} {s.audio.subtype}")
+                 f"{seconds:>7} {segment:>13} {s.cine.rows:>4}x{s.cine.columns:<4} "
+                 f"{spacing:>12} {s.cine.ordered_by:<16} {s.audio.samples:>8} "
+                 f"{s.audio.sample_rate:>6} {s.audio.channels:>2} {s.audio.subtype}")
   return "\n".join(lines)
+
+
+def audio_span(record: manifest_lib.Record, n_samples: int,
+               params: spectrogram.SpecParams) -> tuple[int, int]:
+  """The audio samples a segment's windows slide over (spectrogram.segment_span): the segment
+  moved onto the audio clock by audio_offset_s; an error when it lies outside the audio."""
+  rate = params.sample_rate
+  start = round((record.start_s - record.audio_offset_s) * rate)
+  end = round((record.end_s - record.audio_offset_s) * rate)
+  if start < 0 or end > n_samples:
+    raise DataError(record.audio, f"segment {record.start_s:g}-{record.end_s:g} s (audio offset "
+                    f"{record.audio_offset_s:g} s) lies outside the audio's "
+                    f"{n_samples / rate:.3f} s")
+  return spectrogram.segment_span(n_samples, start, end, params)
+
+
+def _segment_key(record: manifest_lib.Record) -> str:
+  """What of a row besides its files changes what is read ("" for a plain row: old keys)."""
+  if record.segment is None and record.frame_rate is None and not record.audio_offset_s:
+    return ""
+  return repr((record.frame_rate, record.start_s, record.end_s, record.audio_offset_s))
 
 
 def report(data_dir: str) -> int:

@@ -1,10 +1,14 @@
-"""The dataset manifest: `manifest.csv` with columns subject_id, word, mri, audio.
+"""The dataset manifest: `manifest.csv` with columns subject_id, word, mri, audio, and optional
+frame_rate, start_s, end_s, audio_offset_s.
 
-One row is one recording of one subject: `mri` is a DICOM cine (a folder of single-frame files
-or one multi-frame file) and `audio` the WAV/FLAC of the same utterance, both relative to the
-dataset folder (the folder of the manifest, when a manifest file is given instead). As in the paper's data (one sequence per subject), a subject_id appears once.
-Paths must stay inside the dataset folder: absolute paths and `..` that escape it are refused.
-Other columns (a lab's `notes`, `age`, ...) are kept in `Record.extra` and not used.
+One row is one recording, or one segment of a recording, of one subject: `mri` is any MRI
+source (sources.py: a DICOM cine, a video, image frames, an array, FILE.h5:/dataset) and `audio`
+the sound of the same utterance (an audio file, or the video itself for its audio track), both
+relative to the dataset folder (the folder of the manifest, when a manifest file is given
+instead). A subject may have many rows (several recordings, many segments of one, repeated
+words); the same row twice is refused. Paths must stay inside the dataset folder: absolute
+paths and `..` that escape it are refused. Other columns (a lab's `notes`, `age`, ...) are kept
+in `Record.extra` and not used.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from cmri2spec_tf.data.problems import Problem
 
 MANIFEST_NAME = "manifest.csv"
 COLUMNS = ("subject_id", "word", "mri", "audio")
-OPTIONAL_COLUMNS = ("frame_rate",)  # frames per second of sources that do not carry it
+# frame_rate: frames per second of sources that do not carry it; start_s, end_s: one segment
+# (a word) of a long recording, on the MRI clock; audio_offset_s: where the audio's first sample
+# lies on the MRI clock (a known sync offset; 0 when not given).
+OPTIONAL_COLUMNS = ("frame_rate", "start_s", "end_s", "audio_offset_s")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +40,20 @@ class Record:
   mri: str
   audio: str
   frame_rate: float | None = None
+  start_s: float | None = None
+  end_s: float | None = None
+  audio_offset_s: float = 0.0
   extra: tuple[tuple[str, str], ...] = ()  # (column, value) of the columns we do not use
+
+  @property
+  def segment(self) -> tuple[float, float] | None:
+    return None if self.start_s is None else (self.start_s, self.end_s)
+
+  @property
+  def recording_id(self) -> str:
+    """subject:file[@start-end]: names a row in reports (a segment of a file, or the file)."""
+    where = f"@{self.start_s:.3f}-{self.end_s:.3f}" if self.segment else ""
+    return f"{self.subject_id}:{os.path.basename(self.mri.rstrip(os.sep))}{where}"
 
 
 def locate(data_dir: str) -> tuple[str, str]:
@@ -69,7 +89,7 @@ def read_manifest(data_dir: str) -> tuple[list[Record], list[Problem]]:
       records.append(record)
   if not records and not problems:
     problems.append(Problem(path, "manifest has a header but no rows"))
-  problems += _duplicate_subject_problems(path, records)
+  problems += _duplicate_row_problems(path, records)
   return records, problems
 
 
@@ -96,14 +116,24 @@ def _parse_row(path, data_dir, header, line, row):
     if problem:
       problems.append(Problem(path, f"line {line}: {column} path {values[column]!r} {problem}"))
     resolved[column] = f"{target}:{inside}" if inside and target else target
-  frame_rate, problem = _optional_number(values.get("frame_rate", ""))
-  if problem:
-    problems.append(Problem(path, f"line {line}: frame_rate {problem}"))
+  numbers = {}
+  for column, positive in (("frame_rate", True), ("start_s", False), ("end_s", False),
+                           ("audio_offset_s", None)):
+    numbers[column], problem = _optional_number(values.get(column, ""), positive)
+    if problem:
+      problems.append(Problem(path, f"line {line}: {column} {problem}"))
+  start, end = numbers["start_s"], numbers["end_s"]
+  if not problems and (start is None) != (end is None):
+    problems.append(Problem(path, f"line {line}: a segment needs both start_s and end_s"))
+  elif not problems and start is not None and not end > start:
+    problems.append(Problem(path, f"line {line}: segment end_s {end:g} is not after start_s "
+                            f"{start:g}"))
   if problems:
     return None, problems
   extra = tuple((h, v) for h, v in values.items() if h not in COLUMNS + OPTIONAL_COLUMNS)
   return Record(line=line, subject_id=values["subject_id"], word=values["word"],
-                mri=resolved["mri"], audio=resolved["audio"], frame_rate=frame_rate,
+                mri=resolved["mri"], audio=resolved["audio"], frame_rate=numbers["frame_rate"],
+                start_s=start, end_s=end, audio_offset_s=numbers["audio_offset_s"] or 0.0,
                 extra=extra), []
 
 
@@ -113,15 +143,22 @@ def split_hdf5(entry: str) -> tuple[str, str | None]:
   return (match[1], match[2]) if match else (entry, None)
 
 
-def _optional_number(text: str):
-  """(float or None, problem or None) of an optional numeric cell."""
+def _optional_number(text: str, positive: bool | None):
+  """(float or None, problem or None) of an optional numeric cell: > 0 (positive), >= 0 (False)
+  or any finite number (None)."""
   if not text:
     return None, None
   try:
     value = float(text)
   except ValueError:
     return None, f"{text!r} is not a number"
-  return (value, None) if math.isfinite(value) and value > 0 else (None, f"{text} is not > 0")
+  if not math.isfinite(value):
+    return None, f"{text} is not a finite number"
+  if positive and not value > 0:
+    return None, f"{text} is not > 0"
+  if positive is False and value < 0:
+    return None, f"{text} is negative"
+  return value, None
 
 
 def resolve_inside(data_dir: str, relative: str):
@@ -135,10 +172,11 @@ def resolve_inside(data_dir: str, relative: str):
   return target, None
 
 
-def _duplicate_subject_problems(path: str, records: list[Record]) -> list[Problem]:
+def _duplicate_row_problems(path: str, records: list[Record]) -> list[Problem]:
+  """The same subject, files and segment twice (a copy-paste slip, not a repeated word)."""
   lines = collections.defaultdict(list)
   for r in records:
-    lines[r.subject_id].append(r.line)
-  return [Problem(path, f"duplicate subject_id {sid!r} on lines {', '.join(map(str, ls))} "
-                  "(one recording per subject)")
-          for sid, ls in lines.items() if len(ls) > 1]
+    lines[(r.subject_id, r.mri, r.audio, r.start_s, r.end_s)].append(r.line)
+  return [Problem(path, f"duplicate row for subject_id {key[0]!r} on lines "
+                  f"{', '.join(map(str, ls))} (same files and segment)")
+          for key, ls in lines.items() if len(ls) > 1]

@@ -20,6 +20,14 @@ per-sequence percentile normalization to [0, 1], linear resampling to 26 frames.
 Colour frames become luminance with the ITU-R BT.601 weights, as colour DICOM does; arrays of
 shape [T, H, W, 1|3|4] are accepted the same way. The manifest's frame_rate, when given,
 overrides what a file says. Problems raise DataError naming the file.
+
+Segments (the manifest's start_s, end_s; a word of a long recording): frame i lies at i / fps
+(a video's frames at their own timestamps); only the frames around the segment are decoded (a
+video is read as a stream from a seek just before it, arrays and HDF5 are sliced), so memory
+follows the segment, not the file. The 26 model frames are sampled evenly from start_s to
+end_s by linear interpolation between the neighbouring frames, as a cine series' are over the
+series; intensities are normalized over the segment's frames. DICOM cine series are whole
+utterances and take no segment.
 """
 
 from __future__ import annotations
@@ -54,6 +62,22 @@ class Frames:
   spacing_mm: tuple[float, float] | None = None
   ordered_by: str = "stored order"
   files: int = 1
+  times: np.ndarray | None = None  # seconds of each frame, when a segment was read
+  total_frames: int | None = None  # of the whole recording, when only a segment was read
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+  """What a reader needs for a segment: the segment and the frame rate to place frames."""
+
+  start_s: float
+  end_s: float
+  frame_rate: float | None
+
+  def index_range(self, n_frames: int, rate: float) -> tuple[int, int]:
+    """Frames [first, end) covering the segment with one neighbour on each side."""
+    first = max(0, int(np.floor(self.start_s * rate)) - 1)
+    return first, min(n_frames, int(np.ceil(self.end_s * rate)) + 2)
 
 
 def kind_of(entry: str) -> str:
@@ -72,9 +96,11 @@ def kind_of(entry: str) -> str:
   return "dicom"
 
 
-def read_mri(entry: str | os.PathLike, frame_rate: float | None = None) -> dicom.Cine:
+def read_mri(entry: str | os.PathLike, frame_rate: float | None = None,
+             segment: tuple[float, float] | None = None) -> dicom.Cine:
   """Reads any source into the model's grid (float32 [26, 128, 128] in [0, 1]) with its info.
-  `frame_rate`: the manifest's, when it has one (it wins over the file's)."""
+  `frame_rate`: the manifest's, when it has one (it wins over the file's). `segment`: (start_s,
+  end_s) of a long recording."""
   entry = os.fspath(entry)
   if frame_rate is not None:
     check_frame_rate(entry, frame_rate)
@@ -83,26 +109,68 @@ def read_mri(entry: str | os.PathLike, frame_rate: float | None = None) -> dicom
     raise not_found(path, "MRI series")
   kind = kind_of(entry)
   if kind == "dicom":
-    return dicom.read_cine(entry)
-  raw = READERS[kind](entry)
+    if segment is not None:
+      raise DataError(entry, "a DICOM cine series is one utterance and takes no segment "
+                      "(start_s/end_s are for video, frames, arrays and HDF5)")
+    cine = dicom.read_cine(entry)
+    return cine if frame_rate is None else dataclasses.replace(
+        cine, info=dataclasses.replace(cine.info, frame_rate=frame_rate))
+  window = Window(*segment, frame_rate) if segment is not None else None
+  raw = READERS[kind](entry, window)
   rate = frame_rate if frame_rate is not None else raw.frame_rate
   if rate is not None:
     check_frame_rate(entry, rate)
-  return to_cine(dataclasses.replace(raw, frame_rate=rate), entry)
+  return to_cine(dataclasses.replace(raw, frame_rate=rate), entry, segment)
 
 
-def to_cine(raw: Frames, entry: str) -> dicom.Cine:
-  """The DICOM pipeline's geometry, normalization and time resampling for any source."""
+def to_cine(raw: Frames, entry: str, segment: tuple[float, float] | None = None) -> dicom.Cine:
+  """The DICOM pipeline's geometry, normalization and time resampling for any source; for a
+  segment, the 26 frames are sampled between its start and end."""
   frames = raw.frames
   if frames.shape[0] < 2:
     raise DataError(entry, f"an MRI recording needs at least 2 frames, found {frames.shape[0]}")
   if not np.all(np.isfinite(frames)):
     raise DataError(entry, "frames hold NaN or infinite values")
-  info = dicom.CineInfo(frames=frames.shape[0], rows=frames.shape[1], columns=frames.shape[2],
+  total = raw.total_frames or frames.shape[0]
+  info = dicom.CineInfo(frames=total, rows=frames.shape[1], columns=frames.shape[2],
                         spacing_mm=raw.spacing_mm, ordered_by=raw.ordered_by, files=raw.files,
                         kind=raw.kind, frame_rate=raw.frame_rate)
   normalized = dicom.normalize_intensity(dicom.to_square_grid(frames, raw.spacing_mm), entry)
-  return dicom.Cine(frames=dicom.resample_time(normalized, dicom.N_FRAMES), info=info)
+  if segment is None:
+    return dicom.Cine(frames=dicom.resample_time(normalized, dicom.N_FRAMES), info=info)
+  return dicom.Cine(frames=resample_at(normalized, raw.times, segment, entry), info=info)
+
+
+def resample_at(frames: np.ndarray, times: np.ndarray, segment: tuple[float, float],
+                entry: str) -> np.ndarray:
+  """[26, h, w] sampled evenly over the segment, linear between the frames around each time."""
+  start, end = segment
+  step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+  if start < times[0] - step / 2 or end > times[-1] + step / 2:
+    raise DataError(entry, f"segment {start:g}-{end:g} s lies outside the recording's frames "
+                    f"({times[0]:.3f}-{times[-1]:.3f} s)")
+  targets = np.clip(np.linspace(start, end, dicom.N_FRAMES), times[0], times[-1])
+  lower = np.clip(np.searchsorted(times, targets, side="right") - 1, 0, len(times) - 2)
+  weight = ((targets - times[lower]) / (times[lower + 1] - times[lower]))[:, None, None]
+  return (frames[lower] * (1 - weight) + frames[lower + 1] * weight).astype(np.float32)
+
+
+def _segment_of(entry: str, frames, rate: float | None, window: Window | None, kind: str,
+                **fields) -> Frames:
+  """Frames (all of them, or the window's slice with their times) of an indexable stack."""
+  what = fields.pop("what", "frames")
+  if window is None:  # x[()] reads an HDF5 dataset, a memory map or an array alike
+    return Frames(grey(frames[()], entry, what), kind, rate, **fields)
+  rate = window.frame_rate or rate
+  if rate is None:
+    raise DataError(entry, "a segment needs the frame rate: give the manifest's frame_rate")
+  check_frame_rate(entry, rate)
+  first, end = window.index_range(frames.shape[0], rate)
+  if end - first < 2:
+    raise DataError(entry, f"segment {window.start_s:g}-{window.end_s:g} s lies outside the "
+                    f"recording's {frames.shape[0]} frames at {rate:g} fps")
+  return Frames(grey(np.asarray(frames[first:end]), entry, what), kind, rate,
+                times=np.arange(first, end) / rate, total_frames=frames.shape[0], **fields)
 
 
 def check_frame_rate(entry: str, rate: float) -> None:
@@ -129,8 +197,9 @@ def grey(pixels: np.ndarray, entry: str, what: str = "frames") -> np.ndarray:
 
 
 # ------------------------------------------------------------------ the readers
-def read_video(entry: str) -> Frames:
-  """Every frame of the first video stream, decoded one at a time (PyAV)."""
+def read_video(entry: str, window: Window | None = None) -> Frames:
+  """The first video stream's frames, decoded one at a time (PyAV): all of them, or for a
+  segment only those around it, from a seek to just before it."""
   import av  # local: only video needs FFmpeg
 
   try:
@@ -140,18 +209,38 @@ def read_video(entry: str) -> Frames:
       stream = container.streams.video[0]
       rate = float(stream.average_rate) if stream.average_rate else None
       declared = stream.frames  # 0 where the container does not say
-      frames = [(frame.to_ndarray(format="rgb24") @ LUMINANCE).astype(np.float32)
-                for frame in container.decode(stream)]
+      frames, times = _decode(container, stream, window, rate)
   except DataError:
     raise
   except (av.FFmpegError, OSError, ValueError) as e:
     raise DataError(entry, f"unreadable video ({type(e).__name__}: {e})") from e
   if not frames:
-    raise DataError(entry, "the video stream holds no decodable frame")
-  if declared and len(frames) < declared:
+    raise DataError(entry, "the video stream holds no decodable frame" if window is None else
+                    f"segment {window.start_s:g}-{window.end_s:g} s lies outside the video")
+  if window is None and declared and len(frames) < declared:
     raise DataError(entry, f"truncated video: {len(frames)} of the {declared} frames its "
                     "header declares could be decoded")
-  return Frames(np.stack(frames), "video", rate, ordered_by="stream time")
+  return Frames(np.stack(frames), "video", rate, ordered_by="stream time",
+                times=None if window is None else np.asarray(times),
+                total_frames=declared or None if window is not None else None)
+
+
+def _decode(container, stream, window: Window | None, rate: float | None):
+  """(grey float32 frames, their times in s): all, or those within a frame of the window."""
+  frames, times = [], []
+  margin = 1.0 / rate if rate else 0.1
+  if window is not None and stream.time_base:
+    container.seek(max(0, int((window.start_s - 1.0) / stream.time_base)), stream=stream,
+                   backward=True)
+  for frame in container.decode(stream):
+    time = float(frame.time) if frame.time is not None else len(frames) / (rate or 1.0)
+    if window is not None and time < window.start_s - margin:
+      continue
+    if window is not None and time > window.end_s + margin:
+      break
+    frames.append((frame.to_ndarray(format="rgb24") @ LUMINANCE).astype(np.float32))
+    times.append(time)
+  return frames, times
 
 
 def natural_key(name: str):
@@ -159,11 +248,18 @@ def natural_key(name: str):
   return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
-def read_frames_folder(entry: str) -> Frames:
-  """Image files of a folder in natural order; all of one size."""
+def read_frames_folder(entry: str, window: Window | None = None) -> Frames:
+  """Image files of a folder in natural order (for a segment, only those around it); all of
+  one size."""
   from PIL import Image, UnidentifiedImageError
 
   files = sorted(dicom.list_series_files(entry), key=lambda f: natural_key(os.path.basename(f)))
+  total, first = len(files), 0
+  if window is not None:
+    if window.frame_rate is None:
+      raise DataError(entry, "a segment of image frames needs the manifest's frame_rate")
+    first, end = window.index_range(total, window.frame_rate)
+    files = files[first:end]
   images, size = [], None
   for file in files:
     try:
@@ -178,16 +274,22 @@ def read_frames_folder(entry: str) -> Frames:
                       f"first frame's {size[1]}x{size[0]} in this folder")
     size = pixels.shape[:2]
     images.append(pixels[..., :3] @ LUMINANCE if pixels.ndim == 3 else pixels)
+  if window is not None and len(images) < 2:
+    raise DataError(entry, f"segment {window.start_s:g}-{window.end_s:g} s lies outside the "
+                    f"{total} frames at {window.frame_rate:g} fps")
+  times = None if window is None else np.arange(first, first + len(images)) / window.frame_rate
   return Frames(grey(np.stack(images), entry), "frames", None, ordered_by="file names",
-                files=len(files))
+                files=total, times=times, total_frames=total if window else None)
 
 
-def read_array(entry: str) -> Frames:
-  """A .npy array, or the one array (or `frames`) of a .npz with an optional frame rate."""
+def read_array(entry: str, window: Window | None = None) -> Frames:
+  """A .npy array (memory-mapped: a segment reads only its frames), or the one array (or
+  `frames`) of a .npz with an optional frame rate."""
   try:
     stored = np.load(entry, mmap_mode="r", allow_pickle=False)
     if not isinstance(stored, np.lib.npyio.NpzFile):
-      return Frames(grey(stored, entry, "array"), "array", None)
+      _check_rank(stored, entry, "array")
+      return _segment_of(entry, stored, None, window, "array", what="array")
     with stored:
       names = [n for n in stored.files if n not in ("frame_rate", "fps")]
       name = "frames" if "frames" in names else names[0] if len(names) == 1 else None
@@ -195,15 +297,20 @@ def read_array(entry: str) -> Frames:
         raise DataError(entry, f"holds arrays {', '.join(names) or 'none'}: name the frames "
                         "'frames'")
       rate = next((float(stored[k]) for k in ("frame_rate", "fps") if k in stored.files), None)
-      return Frames(grey(stored[name], entry, "array"), "array", rate)
+      if rate is not None:
+        check_frame_rate(entry, rate)
+      frames = stored[name]
+      _check_rank(frames, entry, "array")
+      return _segment_of(entry, frames, rate, window, "array", what="array")
   except DataError:
     raise
   except (OSError, ValueError, EOFError) as e:
     raise DataError(entry, f"unreadable array file ({type(e).__name__}: {e})") from e
 
 
-def read_hdf5(entry: str) -> Frames:
-  """A 3-D dataset of an HDF5 file: the one named after ':' or the file's only one."""
+def read_hdf5(entry: str, window: Window | None = None) -> Frames:
+  """A 3-D dataset of an HDF5 file: the one named after ':' or the file's only one (for a
+  segment, only its frames are read)."""
   import h5py
 
   path, name = split_hdf5(entry)
@@ -223,11 +330,20 @@ def read_hdf5(entry: str) -> Frames:
       dataset = f[name]
       rate = next((float(dataset.attrs[k]) for k in ("frame_rate", "fps")
                    if k in dataset.attrs), None)
-      return Frames(grey(dataset[()], entry, "dataset"), "hdf5", rate)
+      _check_rank(dataset, entry, "dataset")
+      return _segment_of(entry, dataset, rate, window, "hdf5", what="dataset")
   except DataError:
     raise
   except (OSError, ValueError, TypeError) as e:
     raise DataError(entry, f"unreadable HDF5 file ({type(e).__name__}: {e})") from e
+
+
+def _check_rank(frames, entry: str, what: str) -> None:
+  """The shape check of `grey`, before anything is read (a memory map or an HDF5 dataset)."""
+  shape = frames.shape
+  if not (len(shape) == 3 or (len(shape) == 4 and shape[-1] in (1, 3, 4))):
+    raise DataError(entry, f"{what} of shape {tuple(shape)}: expected [frames, rows, columns] "
+                    "(or with a last axis of 1, 3 or 4 channels)")
 
 
 READERS = {"video": read_video, "frames": read_frames_folder, "array": read_array,

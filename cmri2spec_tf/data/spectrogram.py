@@ -61,17 +61,38 @@ class SpecParams:
     return cls(**json.loads(text))
 
 
-def window_starts(n_samples: int, params: SpecParams = SpecParams()) -> np.ndarray:
-  """Start sample of each window, spread evenly from 0 to n_samples - window_samples."""
-  last = n_samples - params.window_samples
-  if last < 0:
-    raise ValueError(f"{n_samples} samples is shorter than one {params.window_samples}-sample window")
-  return np.round(np.linspace(0, last, params.windows_per_recording)).astype(np.int64)
+def window_starts(n_samples: int, params: SpecParams = SpecParams(),
+                  span: tuple[int, int] | None = None) -> np.ndarray:
+  """Start sample of each window, spread evenly from the span's first sample to its end minus
+  window_samples; the span is the whole recording by default (see `segment_span`)."""
+  first, end = span or (0, n_samples)
+  last = end - params.window_samples
+  if last < first:
+    raise ValueError(f"{end - first} samples is shorter than one {params.window_samples}-sample "
+                     "window")
+  return np.round(np.linspace(first, last, params.windows_per_recording)).astype(np.int64)
 
 
-def sliding_windows(waveform: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
-  """[windows_per_recording, window_samples] crops of a mono waveform."""
-  starts = window_starts(waveform.shape[-1], params)
+def segment_span(n_samples: int, start: int, end: int,
+                 params: SpecParams = SpecParams()) -> tuple[int, int]:
+  """The samples the windows of a segment [start, end) slide over: the segment itself when it
+  holds at least one window; else the window_samples around its centre, taken from the
+  recording's audio before and after it (shifted inwards at the recording's ends). So a short
+  word gets 100 identical-length windows with context, as a whole recording does."""
+  if end - start >= params.window_samples:
+    return start, end
+  if n_samples < params.window_samples:
+    raise ValueError(f"{n_samples} samples is shorter than one {params.window_samples}-sample "
+                     "window")
+  first = (start + end) // 2 - params.window_samples // 2
+  first = min(max(first, 0), n_samples - params.window_samples)
+  return first, first + params.window_samples
+
+
+def sliding_windows(waveform: np.ndarray, params: SpecParams = SpecParams(),
+                    span: tuple[int, int] | None = None) -> np.ndarray:
+  """[windows_per_recording, window_samples] crops of a mono waveform (within `span`)."""
+  starts = window_starts(waveform.shape[-1], params, span)
   return np.stack([waveform[s:s + params.window_samples] for s in starts])
 
 
@@ -99,9 +120,11 @@ def normalized_to_power(normalized: np.ndarray, params: SpecParams = SpecParams(
   return librosa.db_to_power(normalized_to_db(normalized, params), ref=1.0)
 
 
-def targets_from_waveform(waveform: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
-  """The training targets of one recording: float32 [windows_per_recording, 64, 64] in [0, 1]."""
-  return normalize_power(mel_power(sliding_windows(waveform, params), params), params)
+def targets_from_waveform(waveform: np.ndarray, params: SpecParams = SpecParams(),
+                          span: tuple[int, int] | None = None) -> np.ndarray:
+  """The training targets of one recording (or of the `span` of a segment, `segment_span`):
+  float32 [windows_per_recording, 64, 64] in [0, 1]."""
+  return normalize_power(mel_power(sliding_windows(waveform, params, span), params), params)
 
 
 def waveform_from_normalized(normalized: np.ndarray, params: SpecParams = SpecParams(),
