@@ -1,0 +1,114 @@
+"""The segment command: TextGrid word tiers -> a manifest of word segments that check_data and
+training read."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import soundfile
+from praatio import textgrid
+from praatio.utilities.constants import Interval
+
+from cmri2spec_tf.data import dataset
+from tests.conftest import REPO
+
+FPS = 83
+WORDS = {  # per subject: (start, end, label) on its recording's clock
+    "A": [(0.10, 0.30, "sil"), (0.30, 0.75, "Ageese"), (0.90, 1.30, "asouk"), (1.5, 1.55, "a"),
+          (1.80, 2.30, "ageese")],
+    "B": [(0.20, 0.70, "ageese"), (1.00, 1.50, "asouk"), (1.70, 2.60, "gorilla")],
+    "C": [(0.40, 0.90, "asouk"), (1.10, 1.60, "ageese"), (2.00, 2.40, "tea")],
+}
+
+
+def _dataset(root, with_grid=("A", "B", "C"), unaligned=()):
+  """Long recordings (an .npy of frames at 83 fps and a 3 s WAV) per subject, TextGrids."""
+  root.mkdir(exist_ok=True)
+  (root / "tg").mkdir(exist_ok=True)
+  rng = np.random.default_rng(0)
+  rows = []
+  for k, sid in enumerate(list(WORDS) + list(unaligned)):
+    frames = rng.integers(0, 255, (250, 40, 40)).astype(np.uint8)
+    np.save(root / f"{sid}_take.npy", frames)
+    t = np.arange(3 * 22050) / 22050
+    soundfile.write(str(root / f"{sid}_take.wav"), 0.3 * np.sin(2 * np.pi * (150 + 20 * k) * t),
+                    22050)
+    rows.append(f"{sid},unknown,{sid}_take.npy,{sid}_take.wav,{FPS},site{k}\n")
+    if sid in with_grid:
+      grid = textgrid.Textgrid()
+      grid.addTier(textgrid.IntervalTier("words", [Interval(*w) for w in WORDS[sid]], 0, 3.0))
+      extension = ".textgrid" if sid == "B" else ".TextGrid"  # any case
+      grid.save(str(root / "tg" / f"{sid}_take{extension}"), format="short_textgrid",
+                includeBlankSpaces=True)
+  (root / "recordings.csv").write_text("subject_id,word,mri,audio,frame_rate,site\n"
+                                       + "".join(rows))
+  return root
+
+
+def _segment(root, *flags):
+  return subprocess.run([sys.executable, "-m", "cmri2spec_tf.segment",
+                         f"--manifest={root}/recordings.csv", f"--alignments={root}/tg",
+                         f"--out={root}/words.csv", *flags], cwd=REPO, capture_output=True,
+                        text=True, timeout=120)
+
+
+def _rows(path):
+  with open(path) as f:
+    return list(csv.DictReader(f))
+
+
+def test_top_words_across_subjects_with_padding_and_duration_limits(tmp_path):
+  root = _dataset(tmp_path / "data", unaligned=("D",))
+  result = _segment(root, "--top_words=2", "--min_duration=0.2", "--max_duration=0.6",
+                    "--padding=0.05")
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "no alignment for D_take.npy" in result.stderr
+  rows = _rows(root / "words.csv")
+  # ageese and asouk are said by 3 subjects; 'gorilla' is too long, 'a' too short, 'sil' silence
+  assert sorted({r["word"] for r in rows}) == ["ageese", "asouk"]
+  assert [(r["subject_id"], r["word"]) for r in rows] == [
+      ("A", "ageese"), ("A", "asouk"), ("A", "ageese"), ("B", "ageese"), ("B", "asouk"),
+      ("C", "asouk"), ("C", "ageese")]
+  first = rows[0]
+  assert (float(first["start_s"]), float(first["end_s"])) == (0.25, 0.80)  # padded by 0.05
+  assert first["mri"] == "A_take.npy" and first["frame_rate"] == "83" and first["site"] == "site0"
+  assert "ageese: 4 segment(s) of 3 subject(s)" in result.stdout
+  assert dataset.report(str(root / "words.csv")) == 0  # check_data reads the segments
+
+
+def test_chosen_words_and_a_manifest_in_another_folder(tmp_path):
+  """A manifest written above the dataset folder gets its paths rewritten; one written below
+  it is refused (its paths would leave its folder)."""
+  root = _dataset(tmp_path / "data")
+
+  def segment_to(out):
+    return subprocess.run([sys.executable, "-m", "cmri2spec_tf.segment",
+                           f"--manifest={root}/recordings.csv", f"--alignments={root}/tg",
+                           f"--out={out}", "--words=TEA,gorilla", "--max_duration=1.0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+  result = segment_to(tmp_path / "tea.csv")
+  assert result.returncode == 0, result.stderr[-2000:]
+  rows = _rows(tmp_path / "tea.csv")
+  assert [(r["subject_id"], r["word"]) for r in rows] == [("B", "gorilla"), ("C", "tea")]
+  assert rows[0]["mri"] == "data/B_take.npy" and rows[0]["audio"] == "data/B_take.wav"
+  assert dataset.report(str(tmp_path / "tea.csv")) == 0
+  (root / "lists").mkdir()
+  result = segment_to(root / "lists" / "tea.csv")
+  assert result.returncode == 1 and "would lie outside the folder" in result.stderr
+  assert not (root / "lists" / "tea.csv").exists()
+
+
+def test_bad_alignments_are_named_and_nothing_is_written(tmp_path):
+  root = _dataset(tmp_path / "data")
+  (root / "tg" / "C_take.TextGrid").write_text("File type = \"ooTextFile\"\nnot a textgrid\n")
+  result = _segment(root)
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert f"{root}/tg/C_take.TextGrid: unreadable TextGrid" in result.stderr
+  assert not (root / "words.csv").exists()
+  result = _segment(root, "--tier=phones")
+  assert result.returncode == 1 and "no a tier named 'phones'" in result.stderr
+  result = _segment(root, "--words=ageese", "--top_words=2")
+  assert result.returncode == 2 and "give --words or --top_words, not both" in result.stderr
