@@ -2,7 +2,6 @@
 training read."""
 
 import csv
-import os
 import subprocess
 import sys
 
