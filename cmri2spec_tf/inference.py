@@ -9,6 +9,7 @@ spectrograms into dB and sound, write them as files (the `predict` command's wor
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -54,8 +55,45 @@ class Translator:
     return normalized_to_db(np.asarray(spectrogram, np.float32), self.params)
 
   def to_audio(self, spectrogram: np.ndarray) -> np.ndarray:
-    """One [64, 64] spectrogram -> waveform (Griffin-Lim), window_samples at sample_rate."""
+    """One [64, 64] spectrogram -> waveform (Griffin-Lim), window_samples at sample_rate; a
+    whole recording's [64, N] -> its length."""
     return waveform_from_normalized(np.asarray(spectrogram, np.float32), self.params)
+
+  def predict_recording(self, entry: str, hop_s: float = 0.25, clip_s: float | None = None,
+                        frame_rate: float | None = None) -> np.ndarray:
+    """Continuous synthesis of a long recording (video, frames, array, HDF5; sources.py):
+    [64, N], mel frames every hop_length samples from the recording's start.
+
+    Clips of `clip_s` seconds (default: one window, window_samples / sample_rate, the span a
+    cine series covers) start every `hop_s` seconds, the last one aligned to the recording's
+    end; each is read as a segment (26 frames) and translated into one window, and the windows
+    are overlap-added where they lie on the mel-frame timeline (frame j at sample j x hop),
+    averaging where they overlap.
+    """
+    from cmri2spec_tf.data import sources
+
+    params = self.params
+    clip_s = clip_s or params.window_samples / params.sample_rate
+    info = sources.read_mri(entry, frame_rate, segment=(0.0, 1e-3)).info
+    rate = frame_rate or info.frame_rate
+    duration = (info.frames - 1) / rate  # the last frame's time
+    if duration < clip_s:  # one utterance, as a cine series: one window
+      return self.predict(sources.read_mri(entry, rate).frames)
+    starts = list(np.arange(0.0, duration - clip_s + 1e-9, hop_s))
+    if duration - clip_s - starts[-1] > 1e-6:
+      starts.append(duration - clip_s)
+    windows = self.predict(np.stack([sources.read_mri(entry, rate, (t, t + clip_s)).frames
+                                     for t in starts]))
+    frames_per_s = params.sample_rate / params.hop_length
+    total = int(round(duration * frames_per_s)) + 1
+    summed, counts = np.zeros((params.n_mels, total)), np.zeros(total)
+    for start, window in zip(starts, windows.reshape(len(starts), params.n_mels, -1)):
+      first = int(round(start * frames_per_s))
+      width = min(window.shape[1], total - first)
+      summed[:, first:first + width] += window[:, :width]
+      counts[first:first + width] += 1
+    covered = counts > 0
+    return (summed[:, covered] / counts[covered]).astype(np.float32)
 
 
 def load(path: str, weights: str = "best") -> Translator:
@@ -72,6 +110,16 @@ def load(path: str, weights: str = "best") -> Translator:
                       path)
   raise FileNotFoundError(f"{path}: neither a training run's model_dir ({runs.CONFIG_JSON}) nor "
                           "an exported SavedModel (saved_model.pb)")
+
+
+def load_params(path: str) -> SpecParams:
+  """The spectrogram parameters of a run folder or an export, without loading the model."""
+  from cmri2spec_tf import runs, serving
+
+  if serving.is_export(path):
+    with open(os.path.join(path, "assets", serving.SPEC_PARAMS_ASSET)) as f:
+      return SpecParams.from_json(f.read())
+  return runs.load_spec_params(path)
 
 
 def remote(url: str, params: SpecParams | None = None,
@@ -101,7 +149,7 @@ def read_series(series: list[str]) -> np.ndarray:
       problems.append(e.problem)
   if problems:
     raise DatasetProblems(problems)
-  return np.stack(frames)
+  return np.stack(frames) if frames else np.zeros((0, 26, 128, 128), np.float32)
 
 
 # ------------------------------------------------------------------ the predict command's files
@@ -125,37 +173,93 @@ def output_prefixes(series: list[str], out: str, batch: bool) -> list[str]:
 
 
 def write_outputs(model: Translator, prefix: str, spectrogram: np.ndarray, title: str) -> None:
-  """PREFIX.npy, PREFIX.png, PREFIX.wav, each written atomically."""
+  """PREFIX.npy, PREFIX.png, PREFIX.wav, each written atomically (a window, or a whole
+  recording's [64, N])."""
   import soundfile
 
   from cmri2spec_tf import atomic, plots
 
+  params = model.params
   with atomic.atomic_path(prefix + ".npy", suffix=".npy") as tmp:
     np.save(tmp, spectrogram.astype(np.float32))
+  width = spectrogram.shape[-1]
+  seconds = None if width == params.n_mels else (width - 1) * params.hop_length / params.sample_rate
   atomic.write_bytes(prefix + ".png", plots.spectrogram_row_png(
-      {"predicted mel spectrogram": spectrogram}, model.params, title=title))
+      {"predicted mel spectrogram": spectrogram}, params, title=title, seconds=seconds))
   with atomic.atomic_path(prefix + ".wav", suffix=".wav") as tmp:
     soundfile.write(tmp, model.to_audio(spectrogram), model.params.sample_rate, subtype="PCM_16")
 
 
-def predict_files(model: str | Translator, mri: str, out: str, batch: bool) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class Continuous:
+  """How long recordings (not DICOM cine series) are translated (`predict_recording`)."""
+
+  hop_s: float = 0.25
+  clip_s: float | None = None
+  frame_rate: float | None = None
+
+
+def predict_files(model: str | Translator, mri: str, out: str, batch: bool,
+                  continuous: Continuous = Continuous()) -> list[tuple[str, np.ndarray]]:
   """Reads every series (nothing is written if one is bad), translates with `model` (a
-  Translator, or a path for `load`, loaded once the series are read), writes the files of
-  each; returns the output prefixes."""
+  Translator, or a path for `load`, loaded once the series are read): a DICOM cine series
+  into one window, any other source by continuous synthesis over its whole length; writes the
+  files of each; returns (output prefix, spectrogram) of each."""
   import keras
+
+  from cmri2spec_tf.data import sources
 
   series = list_series(mri, batch)
   prefixes = output_prefixes(series, out, batch)
-  inputs = read_series(series)
+  cines = [s for s in series if sources.kind_of(s) == "dicom"]
+  recordings = [s for s in series if s not in cines]
+  inputs = read_series(cines)
+  check_recordings(recordings, continuous.frame_rate)
   if not isinstance(model, Translator):
     model = load(model)
   bar = keras.utils.Progbar(len(series), unit_name="series") if batch else None
-  spectrograms = []
-  for start in range(0, len(series), BATCH_SIZE):
-    spectrograms.extend(model.predict(inputs[start:start + BATCH_SIZE]))
+  results = {}
+  for start in range(0, len(cines), BATCH_SIZE):
+    results.update(zip(cines[start:start + BATCH_SIZE],
+                       model.predict(inputs[start:start + BATCH_SIZE])))
     if bar:
-      bar.update(min(start + BATCH_SIZE, len(series)))
-  for path, prefix, spectrogram in zip(series, prefixes, spectrograms):
+      bar.update(len(results))
+  for path in recordings:
+    results[path] = model.predict_recording(path, continuous.hop_s, continuous.clip_s,
+                                            continuous.frame_rate)
+    if bar:
+      bar.update(len(results))
+  for path, prefix in zip(series, prefixes):
     title = os.path.join(*os.path.abspath(path).split(os.sep)[-2:])  # e.g. S01/mri
-    write_outputs(model, prefix, spectrogram, title=title)
-  return prefixes
+    write_outputs(model, prefix, results[path], title=title)
+  return [(prefix, results[path]) for path, prefix in zip(series, prefixes)]
+
+
+def check_recordings(recordings: list[str], frame_rate: float | None) -> None:
+  """Every long recording opens and has a frame rate; DatasetProblems listing those that do
+  not (before anything is written)."""
+  from cmri2spec_tf.data import sources
+  from cmri2spec_tf.data.problems import DataError, DatasetProblems
+
+  problems = []
+  for path in recordings:
+    try:
+      info = sources.read_mri(path, frame_rate, segment=(0.0, 1e-3)).info
+      if (frame_rate or info.frame_rate) is None:
+        raise DataError(path, "continuous synthesis needs its frame rate: give --frame_rate")
+    except DataError as e:
+      problems.append(e.problem)
+  if problems:
+    raise DatasetProblems(problems)
+
+
+def l1_against_audio(spectrogram: np.ndarray, audio_path: str, params: SpecParams) -> float:
+  """Mean |true - predicted| over the frames both have: the recording's own normalized mel
+  spectrogram (same parameters, frame j at sample j x hop) against a continuous prediction."""
+  from cmri2spec_tf.data import audio
+  from cmri2spec_tf.data.spectrogram import mel_power, normalize_power
+
+  waveform = audio.read_audio(audio_path).waveform
+  truth = normalize_power(mel_power(waveform, params), params)
+  n = min(truth.shape[-1], spectrogram.shape[-1])
+  return float(np.abs(truth[:, :n] - spectrogram[:, :n]).mean())

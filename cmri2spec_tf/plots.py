@@ -22,17 +22,22 @@ def _frequency_ticks(params: SpecParams, n_ticks: int = 6):
 
 
 def spectrogram_row_png(panels: dict[str, np.ndarray], params: SpecParams = SpecParams(),
-                        title: str = "", error_scale: float = 0.5) -> bytes:
-  """One row of panels (name -> normalized [64, 64]); names with 'error' use their own scale."""
-  return spectrogram_grid_png([(title, panels)], params, error_scale)
+                        title: str = "", error_scale: float = 0.5,
+                        seconds: float | None = None) -> bytes:
+  """One row of panels (name -> normalized [64, 64], or [64, N] of `seconds`); names with
+  'error' use their own scale."""
+  return spectrogram_grid_png([(title, panels)], params, error_scale, seconds)
 
 
 def spectrogram_grid_png(rows: list[tuple[str, dict[str, np.ndarray]]],
-                         params: SpecParams = SpecParams(), error_scale: float = 0.5) -> bytes:
-  """Rows of (title, panels); every row has the same number of panels."""
-  seconds = params.window_samples / params.sample_rate
+                         params: SpecParams = SpecParams(), error_scale: float = 0.5,
+                         seconds: float | None = None) -> bytes:
+  """Rows of (title, panels); every row has the same number of panels. `seconds`: the panels'
+  duration (default one window's); longer ones get wider panels."""
+  seconds = seconds or params.window_samples / params.sample_rate
   n_cols = len(rows[0][1])
-  fig, axes = plt.subplots(len(rows), n_cols, figsize=(3.2 * n_cols, 3.0 * len(rows)),
+  panel_width = 3.2 * min(6.0, max(1.0, seconds / 1.5))
+  fig, axes = plt.subplots(len(rows), n_cols, figsize=(panel_width * n_cols, 3.0 * len(rows)),
                            squeeze=False)
   ticks, labels = _frequency_ticks(params)
   for axes_row, (title, panels) in zip(axes, rows):

@@ -13,6 +13,12 @@ For each series: PREFIX.npy (the normalized mel spectrogram, float32 [64, 64], m
 bottom-up x time), PREFIX.png (it, with time in seconds and frequency in Hz) and PREFIX.wav
 (Griffin-Lim, mono, 22,050 Hz, window_samples long). Every series is read before anything is
 written: a bad one stops the command with its file and problem, exit 1, no output.
+
+Long recordings (a video, image frames, an array, HDF5: any source but a DICOM cine series) are
+translated whole by continuous synthesis: clips of one window's duration every --hop_s
+seconds, their predicted windows overlap-added into one [64, N] spectrogram of the recording's
+length (and its sound). With --audio (the recording's true sound, e.g. the video itself) the
+L1 against the recording's own spectrogram is printed.
 """
 
 from absl import flags
@@ -26,21 +32,38 @@ def define_flags():
   flags.DEFINE_string("model", None, "A training run's model_dir or an exported SavedModel.",
                       required=True)
   cli.define_series_flags()
+  flags.DEFINE_float("hop_s", 0.25, "Long recordings: seconds between clip starts.",
+                     lower_bound=0.01)
+  flags.DEFINE_float("clip_s", None, "Long recordings: clip duration in seconds (default: one "
+                     "window, 21,000 samples at 22,050 Hz).", lower_bound=0.05)
+  flags.DEFINE_float("frame_rate", None, "Frames per second of image frames or arrays that do "
+                     "not say.", lower_bound=0.001)
+  flags.DEFINE_string("audio", None, "The recording's true sound (a file, or the video itself): "
+                      "print the L1 of the prediction against it.")
 
 
 def main(argv):
   del argv
   from cmri2spec_tf import inference
-  from cmri2spec_tf.data.problems import DatasetProblems
+  from cmri2spec_tf.data.problems import DataError, DatasetProblems
 
+  continuous = inference.Continuous(FLAGS.hop_s, FLAGS.clip_s, FLAGS.frame_rate)
   try:
-    prefixes = inference.predict_files(FLAGS.model, FLAGS.mri, FLAGS.out, FLAGS.batch)
+    written = inference.predict_files(FLAGS.model, FLAGS.mri, FLAGS.out, FLAGS.batch,
+                                      continuous)
+    if FLAGS.audio:
+      l1 = inference.l1_against_audio(written[0][1], FLAGS.audio,
+                                      inference.load_params(FLAGS.model))
+  except DataError as e:
+    cli.fail(f"cannot read the audio: {e}")
   except DatasetProblems as e:
     cli.fail(f"cannot read the MRI input; nothing written:\n{e}")
   except OSError as e:  # missing or unreadable files of the run
     cli.fail(f"error: {e}; nothing written")
-  for prefix in prefixes:
-    print(f"wrote {prefix}.png, {prefix}.npy, {prefix}.wav")
+  for prefix, spectrogram in written:
+    print(f"wrote {prefix}.png, {prefix}.npy, {prefix}.wav ({spectrogram.shape[-1]} mel frames)")
+  if FLAGS.audio:
+    print(f"L1 against {FLAGS.audio}: {l1:.4f}")
 
 
 def entry():

@@ -38,12 +38,12 @@ def main(argv):
       with open(FLAGS.spec_params) as f:
         params = SpecParams.from_json(f.read())
     model = inference.remote(FLAGS.url, params, FLAGS.signature)
-    prefixes = inference.predict_files(model, FLAGS.mri, FLAGS.out, FLAGS.batch)
+    written = inference.predict_files(model, FLAGS.mri, FLAGS.out, FLAGS.batch)
   except DatasetProblems as e:
     cli.fail(f"cannot read the MRI input; nothing written:\n{e}")
   except (OSError, ValueError) as e:  # unreachable server, its refusal, unreadable params
     cli.fail(f"error: {e}; nothing written")
-  for prefix in prefixes:
+  for prefix, _ in written:
     print(f"wrote {prefix}.png, {prefix}.npy, {prefix}.wav")
 
 

@@ -387,3 +387,65 @@ def test_a_long_video_is_read_as_a_stream(tmp_path):
   assert int(total) == FPS * 600 and int(frames) == 26
   print(f"10-minute video, segment at 590 s: peak memory grew {grown_mb} MB")
   assert float(grown_mb) < 150, grown_mb
+
+
+def test_continuous_synthesis_overlap_adds_clips_on_the_mel_timeline(tmp_path):
+  """predict_recording: clips of one window every hop_s, the last one at the end; each clip's
+  window lands at its start's mel frame and overlaps are averaged (checked with a translator
+  whose window is the clip's index)."""
+  from cmri2spec_tf.data.spectrogram import SpecParams
+  from cmri2spec_tf.inference import Translator
+
+  params = SpecParams()
+  np.save(tmp_path / "long.npy", _frames(t=250))  # 3.01 s at 83 fps
+  calls = []
+
+  def translate(batch):
+    calls.append(len(batch))
+    start = sum(calls) - len(batch)
+    return np.stack([np.full((64, 64), float(start + i)) for i in range(len(batch))])
+
+  model = Translator(translate, params, "stub")
+  spectrogram = model.predict_recording(str(tmp_path / "long.npy"), hop_s=0.5, frame_rate=FPS)
+  duration, clip = 249 / FPS, params.window_samples / params.sample_rate  # to the last frame
+  starts = list(np.arange(0, duration - clip + 1e-9, 0.5)) + [duration - clip]
+  assert sum(calls) == len(starts) == 6
+  frames_per_s = params.sample_rate / params.hop_length
+  total = int(round(duration * frames_per_s)) + 1
+  expected_sum, count = np.zeros(total), np.zeros(total)
+  for i, start in enumerate(starts):
+    first = int(round(start * frames_per_s))
+    expected_sum[first:first + 64] += i
+    count[first:first + 64] += 1
+  assert spectrogram.shape == (64, int((count > 0).sum()))
+  np.testing.assert_allclose(spectrogram[0], (expected_sum / count)[count > 0], atol=1e-6)
+
+
+def test_predict_a_long_recording_writes_its_whole_length(smoke_run, tmp_path):
+  import subprocess
+  import sys
+
+  import soundfile
+
+  from tests.conftest import REPO
+
+  run, _ = smoke_run
+  np.save(tmp_path / "long.npy", _frames(t=250))
+  t = np.arange(int(3.0 * 22050)) / 22050
+  soundfile.write(str(tmp_path / "long.wav"), 0.2 * np.sin(2 * np.pi * 200 * t), 22050)
+  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.predict", f"--model={run}",
+                           f"--mri={tmp_path}/long.npy", f"--out={tmp_path}/out/long",
+                           "--frame_rate=83", f"--audio={tmp_path}/long.wav"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  spectrogram = np.load(tmp_path / "out" / "long.npy")
+  assert spectrogram.shape[0] == 64 and 195 <= spectrogram.shape[1] <= 205  # 3.0 s of frames
+  sound, rate = soundfile.read(str(tmp_path / "out" / "long.wav"))
+  assert rate == 22050 and abs(len(sound) - (spectrogram.shape[1] - 1) * 330) == 0
+  l1 = float(result.stdout.split("L1 against")[1].split(":")[1])
+  assert 0 < l1 < 0.6
+  missing = subprocess.run([sys.executable, "-m", "cmri2spec_tf.predict", f"--model={run}",
+                            f"--mri={tmp_path}/long.npy", f"--out={tmp_path}/out2/long"],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert missing.returncode == 1 and "needs the frame rate" in missing.stderr
+  assert not (tmp_path / "out2").exists()

@@ -163,7 +163,8 @@ def _segment_of(entry: str, frames, rate: float | None, window: Window | None, k
     return Frames(grey(frames[()], entry, what), kind, rate, **fields)
   rate = window.frame_rate or rate
   if rate is None:
-    raise DataError(entry, "a segment needs the frame rate: give the manifest's frame_rate")
+    raise DataError(entry, "a segment needs the frame rate (the manifest's frame_rate column, "
+                    "or predict's --frame_rate)")
   check_frame_rate(entry, rate)
   first, end = window.index_range(frames.shape[0], rate)
   if end - first < 2:
@@ -257,7 +258,8 @@ def read_frames_folder(entry: str, window: Window | None = None) -> Frames:
   total, first = len(files), 0
   if window is not None:
     if window.frame_rate is None:
-      raise DataError(entry, "a segment of image frames needs the manifest's frame_rate")
+      raise DataError(entry, "a segment of image frames needs the frame rate (the manifest's "
+                      "frame_rate column, or predict's --frame_rate)")
     first, end = window.index_range(total, window.frame_rate)
     files = files[first:end]
   images, size = [], None

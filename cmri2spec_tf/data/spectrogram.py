@@ -128,13 +128,17 @@ def targets_from_waveform(waveform: np.ndarray, params: SpecParams = SpecParams(
 
 
 def waveform_from_normalized(normalized: np.ndarray, params: SpecParams = SpecParams(),
-                             n_iter: int = 64, seed: int = 0) -> np.ndarray:
-  """Normalized [64, 64] (or [64, 64, 1]) -> waveform of window_samples by Griffin-Lim."""
+                             n_iter: int = 64, seed: int = 0,
+                             length: int | None = None) -> np.ndarray:
+  """Normalized [64, 64] (or [64, 64, 1]) -> waveform of window_samples by Griffin-Lim; a longer
+  [64, N] (a whole recording) -> `length` samples (default (N - 1) x hop_length)."""
   spec = np.asarray(normalized, dtype=np.float32).reshape(params.n_mels, -1)
   magnitude = librosa.feature.inverse.mel_to_stft(
       normalized_to_power(spec, params), sr=params.sample_rate, n_fft=params.n_fft, power=2.0,
       fmin=params.fmin, fmax=params.fmax)
+  if length is None:
+    length = (params.window_samples if spec.shape[1] == SPEC_SIZE
+              else (spec.shape[1] - 1) * params.hop_length)
   waveform = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=params.hop_length,
-                                n_fft=params.n_fft, length=params.window_samples,
-                                random_state=seed)
+                                n_fft=params.n_fft, length=length, random_state=seed)
   return waveform.astype(np.float32)
