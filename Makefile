@@ -8,7 +8,7 @@ DEMO_DATA ?= data/phantom
 TFIO_VENV := .venv-tfio
 TFIO_STAMP := $(TFIO_VENV)/.installed
 
-.PHONY: demo test test-tfio install install-gpu clean
+.PHONY: demo demo-rtmri test test-tfio install install-gpu clean
 
 install: $(STAMP)
 
@@ -28,6 +28,15 @@ demo: $(STAMP)
 	test -f $(DEMO_DATA)/manifest.csv || $(BIN)/python -m cmri2spec_tf.phantom --out_dir=$(DEMO_DATA)
 	$(BIN)/python -m cmri2spec_tf.check_data --data_dir=$(DEMO_DATA)
 	$(BIN)/python -m cmri2spec_tf.train --flagfile=configs/demo.cfg --data_dir=$(DEMO_DATA)
+
+# The real-time MRI path: phantom videos -> word segments -> check -> train -> evaluate.
+RTMRI_DATA ?= data/rtmri
+demo-rtmri: $(STAMP)
+	test -f $(RTMRI_DATA)/recordings.csv || $(BIN)/python -m cmri2spec_tf.phantom --rtmri --out_dir=$(RTMRI_DATA) --ageese=12 --asouk=12
+	$(BIN)/python -m cmri2spec_tf.segment --manifest=$(RTMRI_DATA)/recordings.csv --alignments=$(RTMRI_DATA)/alignments --out=$(RTMRI_DATA)/words.csv
+	$(BIN)/python -m cmri2spec_tf.check_data --data_dir=$(RTMRI_DATA)/words.csv
+	$(BIN)/python -m cmri2spec_tf.train --flagfile=configs/rtmri_demo.cfg --data_dir=$(RTMRI_DATA)/words.csv
+	$(BIN)/python -m cmri2spec_tf.evaluate --model_dir=runs/rtmri_demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -22,6 +22,7 @@ def atomic_path(final_path: str, suffix: str = ""):
   fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(final_path) + ".",
                              suffix=".tmp" + suffix)
   os.close(fd)
+  os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have given
   try:
     yield tmp
     os.replace(tmp, final_path)
@@ -53,3 +54,9 @@ def remove_stale_temporaries(folder: str) -> list[str]:
   for name in stale:
     os.remove(os.path.join(folder, name))
   return stale
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask

@@ -111,3 +111,32 @@ def test_bad_alignments_are_named_and_nothing_is_written(tmp_path):
   assert result.returncode == 1 and "no a tier named 'phones'" in result.stderr
   result = _segment(root, "--words=ageese", "--top_words=2")
   assert result.returncode == 2 and "give --words or --top_words, not both" in result.stderr
+
+
+def test_the_rtmri_phantom_end_to_end(tmp_path):
+  """phantom --rtmri -> segment -> check_data -> train -> evaluate, smoke-sized: videos with their
+  sound, cut into words by their TextGrids, trained on and scored per segment."""
+  import json
+
+  def run(*args):
+    result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, (args, result.stderr[-3000:])
+    return result
+
+  data = tmp_path / "rtmri"
+  run("cmri2spec_tf.phantom", "--rtmri", f"--out_dir={data}", "--ageese=2", "--asouk=2",
+      "--workers=1")
+  assert len(list((data / "alignments").glob("*.TextGrid"))) == 4
+  run("cmri2spec_tf.segment", f"--manifest={data}/recordings.csv",
+      f"--alignments={data}/alignments", f"--out={data}/words.csv")
+  assert len(_rows(data / "words.csv")) == 12  # three words each
+  run("cmri2spec_tf.check_data", f"--data_dir={data}/words.csv")
+  run("cmri2spec_tf.train", f"--data_dir={data}/words.csv", f"--model_dir={tmp_path}/run",
+      f"--cache_dir={tmp_path}/cache", "--split=2", "--epochs=1", "--batch_size=2",
+      "--pairs_per_epoch=8", "--val_window_stride=20", "--n_images=1", "--verbose=0")
+  run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run")
+  report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+  recordings = report["methods"]["cmri2spec"]["recordings"]
+  assert len(recordings) == 6 and "@" in recordings[0]["recording_id"]  # 2 subjects x 3 words
+  assert all(0 < r["l1"] < 0.5 for r in recordings)

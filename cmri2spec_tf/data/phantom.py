@@ -198,7 +198,13 @@ def frame_times(subject: Subject) -> np.ndarray:
 
 def render_frames(subject: Subject, rng: np.random.Generator) -> np.ndarray:
   """uint16 [26, 128, 128] mid-sagittal MR magnitude images (12-bit)."""
-  articulators = segment_tracks(subject, frame_times(subject))["articulators"]
+  return render_articulators(subject, segment_tracks(subject, frame_times(subject))["articulators"],
+                             rng)
+
+
+def render_articulators(subject: Subject, articulators: np.ndarray,
+                        rng: np.random.Generator) -> np.ndarray:
+  """uint16 [T, 128, 128]: the subject's anatomy at each row of articulators [T, 6]."""
   yy, xx = np.mgrid[0:MATRIX, 0:MATRIX].astype(np.float64)
   dx, dy = subject.anatomy_shift_px
   s = subject.anatomy_scale
