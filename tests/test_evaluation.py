@@ -167,6 +167,9 @@ def test_ablation_resumes_after_kill_and_writes_table(tmp_path):
                           timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "already done" in result.stdout and "done before" in result.stdout
+  epoch_lines = [line for line in result.stdout.splitlines()
+                 if line.startswith("ours_no_pair_no_gan seed 0 fold ") and ": epoch 1/1 " in line]
+  assert len(epoch_lines) == 2 and all("held-out L1 0." in line for line in epoch_lines)
   assert first.stat().st_mtime_ns == first_written  # the finished job was not redone
   table = (tmp_path / "out" / study.TABLE_MD).read_text()
   for label in ("Lip2AudSpec", "Ours w/o PairDisen&GAN", "Mean training", "Nearest neighbour"):

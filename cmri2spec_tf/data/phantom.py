@@ -332,15 +332,20 @@ def generate(out_dir: str, n_ageese: int = 43, n_asouk: int = 20, seed: int = 0,
   if not plan:
     raise ValueError("the phantom needs at least one subject")
   os.makedirs(out_dir, exist_ok=True)
+  subjects = run_subjects(generate_subject, out_dir, plan, seed, workers)
+  _write_manifest(out_dir, subjects)
+  return subjects
+
+
+def run_subjects(write_subject, out_dir: str, plan, seed: int, workers: int) -> list:
+  """write_subject(out_dir, index, subject_id, word, seed) for every subject of the plan, in
+  `workers` processes; the results in plan order."""
   jobs = [(out_dir, i, sid, word, seed) for i, (sid, word) in enumerate(plan)]
   if workers > 1:
     import multiprocessing
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-      subjects = pool.starmap(generate_subject, jobs)
-  else:
-    subjects = [generate_subject(*job) for job in jobs]
-  _write_manifest(out_dir, subjects)
-  return subjects
+      return pool.starmap(write_subject, jobs)
+  return [write_subject(*job) for job in jobs]
 
 
 def _write_manifest(out_dir: str, subjects: list[Subject]) -> None:

@@ -128,13 +128,7 @@ def generate(out_dir: str, n_ageese: int, n_asouk: int, seed: int = 0, workers: 
   plan = phantom.subject_plan(n_ageese, n_asouk)
   if not plan:
     raise ValueError("the phantom needs at least one subject")
-  jobs = [(out_dir, i, sid, word, seed) for i, (sid, word) in enumerate(plan)]
-  if workers > 1:
-    import multiprocessing
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-      rows = pool.starmap(generate_subject, jobs)
-  else:
-    rows = [generate_subject(*job) for job in jobs]
+  rows = phantom.run_subjects(generate_subject, out_dir, plan, seed, workers)
   atomic.write_text(os.path.join(out_dir, "recordings.csv"),
                     "subject_id,word,mri,audio\n" + "".join(rows))
   return len(rows)
