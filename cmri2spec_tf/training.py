@@ -78,8 +78,10 @@ def run(config: TrainConfig, flags_text: str | None = None,
     if not done:
       init_output_bias(model, train)
   baseline = baselines.mean_spectrogram_l1(train, heldout, config.val_window_stride)
-  print(f"fold {config.fold} ({config.split}): {len(train)} training subjects, held out "
-        f"{', '.join(heldout.subject_ids)}; mean-spectrogram L1 on them {baseline:.4f}")
+  heldout_subjects = list(dict.fromkeys(heldout.subject_ids))
+  print(f"fold {config.fold} ({config.split}): {len(set(train.subject_ids))} training subjects "
+        f"({len(train)} recordings), held out {', '.join(heldout_subjects)} ({len(heldout)} "
+        f"recordings); mean-spectrogram L1 on them {baseline:.4f}")
   if done:
     print(f"resumed after epoch {done} from {runs.checkpoint_dir(config.model_dir)} "
           f"(weights fingerprint {weights_fingerprint(model):.6f}); starting epoch {done + 1}")
@@ -97,7 +99,7 @@ def run(config: TrainConfig, flags_text: str | None = None,
           "Lower the learning rates or check the data, then run again to resume from it.")
   runs.save_translator(model, config)
   best = runs.read_best(config.model_dir)
-  summary = {"fold": config.fold, "heldout_subjects": list(heldout.subject_ids),
+  summary = {"fold": config.fold, "heldout_subjects": heldout_subjects,
              "epochs": config.epochs, "best_epoch": best.get("epoch"),
              "heldout_l1": best.get("val_l1"), "mean_spectrogram_l1": baseline}
   runs.write_summary(config.model_dir, summary)
