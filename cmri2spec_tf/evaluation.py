@@ -104,16 +104,15 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   data = dataset_lib.load_dataset(data_dir or config.data_dir, params,
                                   cache_dir or config.cache_dir, verbose=verbose)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
-  trainer, _, epoch = runs.load_trainer(model_dir, weights)
-  translator = trainer.inference_model()
+  run = runs.load_trainer(model_dir, weights)
+  translator = run.trainer.inference_model()
   predictions = {config.model: predict_recordings(translator, heldout)}
   predictions |= baselines.predictions(train, heldout)
   per_method = {name: recording_scores(p, heldout) for name, p in predictions.items()}
   report = {
       "model_dir": os.path.abspath(model_dir), "model": config.model, "fold": config.fold,
       "split": config.split, "seed": config.seed, "weights_choice": weights,
-      "weights": os.path.basename(runs.weights_file(model_dir, weights)[0]),
-      "epoch": epoch, "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
+      "weights": os.path.basename(run.weights_path), "epoch": run.epoch, "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
       "parameters": {config.model: translator.count_params()},
       "methods": {name: {"overall": overall(rows), "subjects": subject_scores(rows),
                          "recordings": rows} for name, rows in per_method.items()},

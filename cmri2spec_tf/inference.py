@@ -116,10 +116,7 @@ def load_params(path: str) -> SpecParams:
   """The spectrogram parameters of a run folder or an export, without loading the model."""
   from cmri2spec_tf import runs, serving
 
-  if serving.is_export(path):
-    with open(os.path.join(path, "assets", serving.SPEC_PARAMS_ASSET)) as f:
-      return SpecParams.from_json(f.read())
-  return runs.load_spec_params(path)
+  return serving.export_params(path) if serving.is_export(path) else runs.load_spec_params(path)
 
 
 def remote(url: str, params: SpecParams | None = None,

@@ -261,13 +261,34 @@ def build_model(config: TrainConfig, precision: str | None = None):
                        precision=precision or config.precision)
 
 
-def load_trainer(model_dir: str, weights: str = "last"):
-  """(trainer with the run's weights, config, epoch of those weights), at the run's precision."""
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+  """A finished run's trainer (at the run's precision) with the weights it was given."""
+
+  trainer: object
+  config: TrainConfig
+  weights_path: str
+  epoch: int | None
+
+
+def load_trainer(model_dir: str, weights: str = "last") -> LoadedRun:
+  """The run's trainer with its best or last weights."""
   config = load_config(model_dir)
   weights_path, epoch = weights_file(model_dir, weights)
   trainer = build_model(config)
   load_weights(trainer, weights_path)
-  return trainer, config, epoch
+  return LoadedRun(trainer, config, weights_path, epoch)
+
+
+def translator_at(trainer, config: TrainConfig, precision: str | None):
+  """The trainer's inference model, rebuilt under `precision` with the same weights when that
+  differs from the run's (the weights are float32 under every policy)."""
+  translator = trainer.inference_model()
+  if not precision or precision == config.precision:
+    return translator
+  rebuilt = build_model(config, precision).inference_model()
+  rebuilt.set_weights(translator.get_weights())
+  return rebuilt
 
 
 def load_translator(model_dir: str, weights: str = "best", precision: str | None = None):
@@ -277,22 +298,13 @@ def load_translator(model_dir: str, weights: str = "best", precision: str | None
   under it with the trained weights copied over (the weights are float32 under every policy).
   """
   params = load_spec_params(model_dir)
-  trainer, config, _ = load_trainer(model_dir, weights)
-  translator = trainer.inference_model()
-  if precision and precision != config.precision:
-    rebuilt = build_model(config, precision).inference_model()
-    rebuilt.set_weights(translator.get_weights())
-    translator = rebuilt
-  return translator, params, config
+  run = load_trainer(model_dir, weights)
+  return translator_at(run.trainer, run.config, precision), params, run.config
 
 
 def save_translator(trainer, config: TrainConfig) -> str:
   """The trainer's translator in float32 as translator.keras (atomically); returns its path."""
-  translator = trainer.inference_model()
-  if config.precision != "float32":
-    rebuilt = build_model(config, "float32").inference_model()
-    rebuilt.set_weights(translator.get_weights())
-    translator = rebuilt
+  translator = translator_at(trainer, config, "float32")
   file = path(config.model_dir, TRANSLATOR_KERAS)
   with atomic.atomic_path(file, suffix=".keras") as tmp:
     translator.save(tmp)

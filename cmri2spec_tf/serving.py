@@ -101,13 +101,17 @@ def is_export(path: str) -> bool:
   return os.path.exists(os.path.join(path, "saved_model.pb"))
 
 
+def export_params(path: str) -> SpecParams:
+  """The spectrogram parameters an export carries as its asset."""
+  with open(os.path.join(path, "assets", SPEC_PARAMS_ASSET)) as f:
+    return SpecParams.from_json(f.read())
+
+
 def load_export(path: str):
   """(function mri [B, 26, 128, 128, 1] -> spectrograms [B, 64, 64], SpecParams) of an export."""
   serving = tf.saved_model.load(path).signatures["serving_default"]
-  with open(os.path.join(path, "assets", SPEC_PARAMS_ASSET)) as f:
-    params = SpecParams.from_json(f.read())
   return (lambda mri: serving(**{SERVING_INPUT: tf.constant(mri)})["spectrogram"].numpy()[..., 0],
-          params)
+          export_params(path))
 
 
 # ------------------------------------------------------------------ TF Serving's REST predict API

@@ -53,10 +53,14 @@ class Choice:
   tier: str | None = None
 
 
-def find_textgrid(folder: str, row: dict) -> str | None:
-  """The alignment of a manifest row: <stem of mri, else of audio>.TextGrid, any case."""
-  by_name = {name.lower(): os.path.join(folder, name) for name in os.listdir(folder)
-             if name.lower().endswith(TEXTGRID_EXTENSION)}
+def textgrids_in(folder: str) -> dict[str, str]:
+  """{file name in lower case: path} of the folder's TextGrids (any case of the extension)."""
+  return {name.lower(): os.path.join(folder, name) for name in os.listdir(folder)
+          if name.lower().endswith(TEXTGRID_EXTENSION)}
+
+
+def find_textgrid(by_name: dict[str, str], row: dict) -> str | None:
+  """The alignment of a manifest row: <stem of mri, else of audio>.TextGrid (`textgrids_in`)."""
   for column in ("mri", "audio"):
     stem = os.path.splitext(os.path.basename(row[column].split(".h5:")[0].rstrip("/")))[0]
     found = by_name.get(stem.lower() + TEXTGRID_EXTENSION)
@@ -153,9 +157,9 @@ def segment_manifest(manifest: str, alignments: str, out: str, choice: Choice) -
     raise DataError(manifest, f"missing column(s) {', '.join(missing)}")
   rows = [_relative_to(row, os.path.dirname(os.path.abspath(manifest)),
                        os.path.dirname(os.path.abspath(out)), manifest) for row in rows]
-  intervals, unaligned = {}, []
+  intervals, unaligned, grids = {}, [], textgrids_in(alignments)
   for index, row in enumerate(rows):
-    grid = find_textgrid(alignments, row)
+    grid = find_textgrid(grids, row)
     if grid is None:
       unaligned.append(row["mri"])
       continue

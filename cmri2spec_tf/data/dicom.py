@@ -87,9 +87,13 @@ def read_cine(path: str | os.PathLike, decoder: str = "pydicom") -> Cine:
     raise DataError(path, f"a cine series needs at least 2 frames, found {raw.shape[0]}")
   info = CineInfo(frames=raw.shape[0], rows=raw.shape[1], columns=raw.shape[2],
                   spacing_mm=spacing, ordered_by=ordered_by, files=n_files)
-  # Percentiles of the acquired frames, so interpolated frames do not shift the scale.
-  normalized = normalize_intensity(to_square_grid(raw, spacing), path)
-  return Cine(frames=resample_time(normalized, N_FRAMES), info=info)
+  return Cine(frames=resample_time(normalized_grid(raw, spacing, path), N_FRAMES), info=info)
+
+
+def normalized_grid(raw: np.ndarray, spacing_mm, path: str) -> np.ndarray:
+  """Raw frames [n, r, c] -> the square 128 x 128 grid, intensities normalized to [0, 1] over
+  these (acquired) frames, so frames interpolated later do not shift the scale."""
+  return normalize_intensity(to_square_grid(raw, spacing_mm), path)
 
 
 def list_series_files(folder: str) -> list[str]:

@@ -52,24 +52,20 @@ def _subjects(root: str) -> list[str]:
                 and os.path.isdir(os.path.join(root, n)))
 
 
-def _sibling(path: str, name: str, extensions=(".wav",)) -> str | None:
-  """A file `name` + one of `extensions` (any case) in the folder of `path`."""
-  folder = os.path.dirname(path)
-  wanted = {name.lower() + e for e in extensions}
-  return next((os.path.join(folder, n) for n in sorted(os.listdir(folder))
-               if n.lower() in wanted), None)
+def _by_lower_name(paths) -> dict[str, str]:
+  """{file name in lower case: path}: one listing answers every "any case" lookup."""
+  return {os.path.basename(p).lower(): p for p in sorted(paths)}
 
 
 def usc75(root: str, frame_rate: float | None) -> list[dict]:
   rows = []
   for subject in _subjects(root):
+    wavs = _by_lower_name(_files(os.path.join(root, subject, "2drt", "audio"), (".wav",)))
     for video in _files(os.path.join(root, subject, "2drt", "video"), (".mp4",)):
       stem = re.sub(r"_video$", "", os.path.splitext(os.path.basename(video))[0],
                     flags=re.IGNORECASE)
       match = USC75_STEM.match(stem)
-      audio_folder = os.path.join(root, subject, "2drt", "audio")
-      wav = next((p for p in _files(audio_folder, (".wav",))
-                  if os.path.basename(p).lower() == f"{stem}_audio.wav".lower()), None)
+      wav = wavs.get(f"{stem}_audio.wav".lower())
       rows.append({"subject_id": subject, "word": match["task"] if match else stem,
                    "mri": video, "audio": wav or video, "frame_rate": frame_rate})
   return rows
@@ -89,11 +85,12 @@ def usctimit(root: str, frame_rate: float | None) -> list[dict]:
 def frames_wav(root: str, frame_rate: float | None) -> list[dict]:
   rows = []
   for subject in _subjects(root):
+    wavs = _by_lower_name(_files(os.path.join(root, subject), (".wav",)))
     for utterance in _subjects(os.path.join(root, subject)):
       folder = os.path.join(root, subject, utterance)
       if not _files(folder, IMAGE_EXTENSIONS):
         continue
-      wav = _sibling(folder, utterance)  # <subject>/<utterance>.wav beside the folder
+      wav = wavs.get(utterance.lower() + ".wav")  # <subject>/<utterance>.wav beside the folder
       if wav is None:
         raise DataError(folder, f"no {utterance}.wav beside this frames folder")
       rows.append({"subject_id": subject, "word": utterance, "mri": folder, "audio": wav,
@@ -105,13 +102,14 @@ def video_wav(root: str, frame_rate: float | None) -> list[dict]:
   rows = []
   for subject in _subjects(root):
     for folder, _, names in sorted(os.walk(os.path.join(root, subject))):
+      wavs = _by_lower_name(os.path.join(folder, n) for n in names if n.lower().endswith(".wav"))
       for name in sorted(names):
         stem, extension = os.path.splitext(name)
         if name.startswith(".") or extension.lower() not in VIDEO_EXTENSIONS:
           continue
         video = os.path.join(folder, name)
         rows.append({"subject_id": subject, "word": stem, "mri": video,
-                     "audio": _sibling(video, stem) or video, "frame_rate": frame_rate})
+                     "audio": wavs.get(stem.lower() + ".wav", video), "frame_rate": frame_rate})
   return rows
 
 

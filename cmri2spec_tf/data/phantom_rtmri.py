@@ -54,22 +54,25 @@ def record_subject(index: int, subject_id: str, main_word: str, seed: int):
     clock += utterance.n_samples + pause
   waveform = np.concatenate(parts).astype(np.float32)
   times = np.arange(int(len(waveform) / phantom.SAMPLE_RATE * FPS)) / FPS
-  articulators = np.concatenate([_articulators_at(t, words)[None] for t in times])
+  articulators = _articulators_at(times, words)
   frames = phantom.render_articulators(speaker, articulators, rng)
   intervals = [(u.word, start, start + u.n_samples / phantom.SAMPLE_RATE) for u, start in words]
   return waveform, np.round(frames / 16).astype(np.uint8), intervals
 
 
-def _articulators_at(t: float, words) -> np.ndarray:
-  """The articulators of the word at time t, or of the nearest word's edge in a pause."""
-  utterance, start = min(words, key=lambda w: _distance(t, w[1], w[0].n_samples))
-  local = np.clip(t - start, 0.0, utterance.n_samples / phantom.SAMPLE_RATE)
-  return phantom.segment_tracks(utterance, np.array([local]))["articulators"][0]
-
-
-def _distance(t: float, start: float, n_samples: int) -> float:
-  end = start + n_samples / phantom.SAMPLE_RATE
-  return 0.0 if start <= t <= end else min(abs(t - start), abs(t - end))
+def _articulators_at(times: np.ndarray, words) -> np.ndarray:
+  """[T, 6]: at each time the articulators of the word then spoken, or in a pause those of the
+  nearest word's edge (one track computation per word)."""
+  starts = np.array([start for _, start in words])
+  ends = starts + np.array([u.n_samples for u, _ in words]) / phantom.SAMPLE_RATE
+  distance = np.maximum(starts[None] - times[:, None], times[:, None] - ends[None]).clip(0)
+  nearest = np.argmin(distance, axis=1)
+  articulators = np.zeros((len(times), len(phantom.ARTICULATORS)))
+  for k, (utterance, start) in enumerate(words):
+    at = nearest == k
+    local = np.clip(times[at] - start, 0.0, ends[k] - start)
+    articulators[at] = phantom.segment_tracks(utterance, local)["articulators"]
+  return articulators
 
 
 def write_video(path: str, frames: np.ndarray, waveform: np.ndarray) -> None:

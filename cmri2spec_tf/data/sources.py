@@ -135,7 +135,7 @@ def to_cine(raw: Frames, entry: str, segment: tuple[float, float] | None = None)
   info = dicom.CineInfo(frames=total, rows=frames.shape[1], columns=frames.shape[2],
                         spacing_mm=raw.spacing_mm, ordered_by=raw.ordered_by, files=raw.files,
                         kind=raw.kind, frame_rate=raw.frame_rate)
-  normalized = dicom.normalize_intensity(dicom.to_square_grid(frames, raw.spacing_mm), entry)
+  normalized = dicom.normalized_grid(frames, raw.spacing_mm, entry)
   if segment is None:
     return dicom.Cine(frames=dicom.resample_time(normalized, dicom.N_FRAMES), info=info)
   return dicom.Cine(frames=resample_at(normalized, raw.times, segment, entry), info=info)
@@ -182,13 +182,11 @@ def check_frame_rate(entry: str, rate: float) -> None:
 def grey(pixels: np.ndarray, entry: str, what: str = "frames") -> np.ndarray:
   """[T, H, W] or [T, H, W, 1|3|4] -> float64 [T, H, W] (colour -> BT.601 luminance)."""
   pixels = np.asarray(pixels)
+  _check_rank(pixels, entry, what)
   if pixels.ndim == 4 and pixels.shape[-1] in (3, 4):
     return pixels[..., :3].astype(np.float64) @ LUMINANCE
-  if pixels.ndim == 4 and pixels.shape[-1] == 1:
+  if pixels.ndim == 4:
     pixels = pixels[..., 0]
-  if pixels.ndim != 3:
-    raise DataError(entry, f"{what} of shape {pixels.shape}: expected [frames, rows, columns] "
-                    "(or with a last axis of 1, 3 or 4 channels)")
   if not np.issubdtype(pixels.dtype, np.number) or np.issubdtype(pixels.dtype, np.complexfloating):
     raise DataError(entry, f"{what} of type {pixels.dtype}: expected real numbers")
   if pixels.shape[0] > MAX_FRAMES or min(pixels.shape[1:]) < 2 or \
