@@ -7,7 +7,11 @@ Takes the training flags of `train` (data, epochs, batch, precision, ...) except
 job (model_dir, fold, seed, model, pair_disentangle, gan), plus --out_dir, --methods, --seeds and
 --folds; `--help` lists them all. Jobs run one after another, each printing a line per epoch;
 run the same command again after a stop and it resumes where it stopped. Writes
-out_dir/table.md, table.csv and figure3.png.
+out_dir/table.md, table.csv, figure3.png, and significance.md / significance.csv: every row
+against the full method, paired over the held-out subjects (Wilcoxon signed-rank p, effect
+size, bootstrap interval; the table marks L1 differences that are not significant). With
+--vocoder, the evaluations' speech metrics (and the TensorBoard audio) use that vocoder beside
+Griffin-Lim.
 """
 
 import os
@@ -34,6 +38,8 @@ def define_flags():
                     "(default: nothing chosen on the held-out subjects) or its best held-out "
                     "epoch (optimistic). Changing it re-evaluates finished jobs without "
                     "retraining.")
+  flags.DEFINE_integer("audio_windows", 3, "Windows per held-out recording scored with the "
+                       "speech metrics in each evaluation (0: none).", lower_bound=0)
   for name in ("seeds", "folds"):
     flags.register_validator(name, lambda values: all(v.isdigit() for v in values),
                              "must be a comma-separated list of non-negative integers")
@@ -61,7 +67,7 @@ def main(argv):
                         f"dataset has folds 0-{n_folds - 1}")
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     study.run_study(base, FLAGS.out_dir, FLAGS.methods, [int(s) for s in FLAGS.seeds], folds,
-                    FLAGS.eval_weights)
+                    FLAGS.eval_weights, base.vocoder, FLAGS.audio_windows)
   except DatasetProblems as e:
     cli.fail(f"refusing to train on {base.data_dir}:\n{e}")
   except KeyboardInterrupt:
@@ -69,7 +75,8 @@ def main(argv):
     sys.exit(130)
   with open(os.path.join(FLAGS.out_dir, study.TABLE_MD)) as f:
     print("\n" + f.read())
-  print(f"wrote {study.TABLE_MD}, {study.TABLE_CSV} and {study.FIGURE_PNG} in {FLAGS.out_dir}")
+  print(f"wrote {study.TABLE_MD}, {study.TABLE_CSV}, {study.SIGNIFICANCE_MD}, "
+        f"{study.SIGNIFICANCE_CSV} and {study.FIGURE_PNG} in {FLAGS.out_dir}")
 
 
 def entry():

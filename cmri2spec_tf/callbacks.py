@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
-import io
-
 import keras
 import numpy as np
-import soundfile
 import tensorflow as tf
 from tensorboard.plugins.audio import metadata as audio_metadata
 
-from cmri2spec_tf import plots
-from cmri2spec_tf.data.spectrogram import SpecParams, waveform_from_normalized
+from cmri2spec_tf import plots, speech_metrics, vocoders
+from cmri2spec_tf.data.audio import wav_bytes
+from cmri2spec_tf.data.spectrogram import SpecParams
 
 
 class HeldOutImages(keras.callbacks.Callback):
   """Both learning rates every epoch; every `every` epochs images of fixed held-out examples
   (ground truth | prediction | absolute error, colormapped, frequency axis bottom-up); every
-  `audio_every` epochs their predicted and true sound (Griffin-Lim of the mel spectrograms).
-  Epoch 1 always gets both. Own writer under `log_dir` (not shared with Keras's TensorBoard)."""
+  `audio_every` epochs their predicted and true sound (the mel spectrograms through `vocoder`,
+  Griffin-Lim by default) and, given the examples' own audio (`references`), the speech
+  metrics of the predicted sound against it (heldout_speech/stoi, estoi, mcd, pesq: means over
+  the examples). Epoch 1 always gets both. Own writer under `log_dir` (not shared with Keras's
+  TensorBoard)."""
 
   def __init__(self, log_dir: str, mri: np.ndarray, spectrograms: np.ndarray, names: list[str],
-               params: SpecParams, every: int = 1, audio_every: int = 5):
+               params: SpecParams, every: int = 1, audio_every: int = 5, vocoder=None,
+               references: np.ndarray | None = None):
     super().__init__()
     self.mri, self.spectrograms, self.names = mri, spectrograms, names
     self.spec_params, self.every, self.audio_every = params, max(1, every), max(1, audio_every)
+    self.vocoder = vocoder or vocoders.GriffinLim(params)
+    self.references = references
     self.writer = tf.summary.create_file_writer(log_dir)
 
   def on_epoch_end(self, epoch, logs=None):
@@ -38,14 +42,25 @@ class HeldOutImages(keras.callbacks.Callback):
         tf.summary.image("heldout/truth_prediction_error", self._images(predictions),
                          max_outputs=len(self.names))
       if sound:
-        write_audio("heldout/audio_prediction", self._sounds(predictions), self.spec_params)
+        predicted = self._sounds(predictions)
+        write_audio("heldout/audio_prediction", predicted, self.spec_params)
         write_audio("heldout/audio_truth", self._sounds(self.spectrograms), self.spec_params)
+        if self.references is not None:
+          self._speech_scalars(predicted)
     self.writer.flush()
 
   def _sounds(self, spectrograms) -> list[np.ndarray]:
-    """Griffin-Lim of each spectrogram, peak-limited to [-1, 1]."""
-    waveforms = [waveform_from_normalized(s, self.spec_params) for s in spectrograms]
+    """Each spectrogram through the vocoder, peak-limited to [-1, 1]."""
+    waveforms = self.vocoder.many(np.asarray(spectrograms, np.float32)[..., 0])
     return [w / max(1.0, float(np.abs(w).max())) for w in waveforms]
+
+  def _speech_scalars(self, predicted: list[np.ndarray]) -> None:
+    rate = self.spec_params.sample_rate
+    scores = speech_metrics.mean_scores([speech_metrics.audio_scores(ref, sound, rate)
+                                         for ref, sound in zip(self.references, predicted)])
+    for metric, value in scores.items():
+      if value is not None:
+        tf.summary.scalar(f"heldout_speech/{metric}", value)
 
   def _images(self, predictions) -> tf.Tensor:
     pngs = []
@@ -62,10 +77,15 @@ def _value(variable) -> float:
   return float(keras.ops.convert_to_numpy(variable))
 
 
-def held_out_examples(heldout, n_examples: int):
-  """A fixed set: n examples spread over the held-out subjects and their windows."""
+def held_out_picks(heldout, n_examples: int) -> list[tuple[int, int]]:
+  """A fixed set of (recording, window): n examples spread over the held-out subjects and their
+  windows."""
   n_windows = heldout.spectrograms.shape[1]
-  picks = [(i % len(heldout), (i * 37 + n_windows // 2) % n_windows) for i in range(n_examples)]
+  return [(i % len(heldout), (i * 37 + n_windows // 2) % n_windows) for i in range(n_examples)]
+
+
+def held_out_examples(heldout, picks: list[tuple[int, int]]):
+  """(mri [n, 26, 128, 128, 1], spectrograms [n, 64, 64, 1], names) of the picks."""
   mri = np.stack([heldout.mri[r] for r, _ in picks]).astype(np.float32)[..., None]
   spec = np.stack([heldout.spectrograms[r, k] for r, k in picks]).astype(np.float32)[..., None]
   names = [f"{heldout.subject_ids[r]} window {k}" for r, k in picks]
@@ -92,13 +112,7 @@ def write_audio(tag: str, waveforms: list[np.ndarray], params: SpecParams) -> No
   """An audio summary of mono waveforms, in TensorBoard's format: a [k, 2] string tensor of
   (16-bit WAV bytes, label). Written here rather than with tf.summary.audio, whose string
   transpose makes TensorFlow's oneDNN CPU kernels log an error line every time."""
-  clips = np.array([[_wav_bytes(w, params.sample_rate), b""] for w in waveforms], dtype=object)
+  clips = np.array([[wav_bytes(w, params.sample_rate), b""] for w in waveforms], dtype=object)
   metadata = audio_metadata.create_summary_metadata(
       display_name=None, description=None, encoding=audio_metadata.Encoding.Value("WAV"))
   tf.summary.write(tag, tf.constant(clips, tf.string), metadata=metadata)
-
-
-def _wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
-  out = io.BytesIO()
-  soundfile.write(out, np.clip(waveform, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
-  return out.getvalue()

@@ -1,7 +1,7 @@
 """How a command is made: the one convention every command module follows.
 
 A command module (train, evaluate, ablation, export, predict, serve_request, bench, phantom,
-check_data, index, segment) holds only `define_flags()`, `main(argv)` and `entry()`; its work is done by a
+check_data, index, segment, vocoder) holds only `define_flags()`, `main(argv)` and `entry()`; its work is done by a
 library module (the README's "Code map"). `entry()` is both `python -m cmri2spec_tf.NAME` and the console script
 `cmri2spec-NAME`: it sets the process's environment defaults, defines the flags, and runs main
 under absl. Command modules import nothing heavy at the top, so that those defaults are in place
@@ -198,7 +198,11 @@ def define_training_flags(skip=()) -> None:
           lower_bound=1),
       "audio_every": lambda: flags.DEFINE_integer(
           "audio_every", defaults.audio_every, "Write TensorBoard audio of the held-out "
-          "examples (predicted and true, Griffin-Lim) every N epochs.", lower_bound=1),
+          "examples (predicted and true) and their speech metrics every N epochs.",
+          lower_bound=1),
+      "vocoder": lambda: flags.DEFINE_string(
+          "vocoder", defaults.vocoder, "A vocoder folder (python -m cmri2spec_tf.vocoder) for "
+          "the TensorBoard audio (default: Griffin-Lim)."),
       "n_images": lambda: flags.DEFINE_integer(
           "n_images", defaults.n_images, "Held-out examples shown in TensorBoard.",
           lower_bound=1),

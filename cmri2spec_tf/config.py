@@ -48,6 +48,7 @@ class TrainConfig:
   image_every: int = 1
   audio_every: int = 5
   n_images: int = 3
+  vocoder: str | None = None  # TensorBoard audio through this vocoder folder (Griffin-Lim: None)
   verbose: int = 1
   deterministic: bool = False
   phantom: bool = False

@@ -2,11 +2,14 @@
 evaluation.py's.
 
   python -m cmri2spec_tf.evaluate --model_dir=runs/demo [--data_dir=D] [--weights=last|best]
+      [--vocoder=runs/vocoder] [--audio_windows=3]
 
 Prints overall L1 / MSE / L1 in dB for the model and the mean-spectrogram and nearest-neighbour
-baselines, then per-subject rows; writes the run's evaluation report, per-subject CSV and
-predictions (evaluation.json, evaluation.csv, predictions.npz). The data folder, fold and split
-default to those the run was trained with.
+baselines, then per-subject rows, then the speech metrics (STOI, ESTOI, MCD, MCD-DTW, PESQ) of
+each method's sound through Griffin-Lim and the --vocoder, beside the ceiling (the true
+spectrogram through the same vocoder); writes the run's evaluation report, per-subject CSV,
+predictions and listening report (evaluation.json, evaluation.csv, predictions.npz,
+report.html). The data folder, fold and split default to those the run was trained with.
 """
 
 from absl import flags
@@ -23,23 +26,30 @@ def define_flags():
   flags.DEFINE_enum("weights", "last", ["last", "best"], "The last epoch (default: nothing chosen "
                     "on the held-out subjects), or the epoch with the best held-out L1 "
                     "(optimistic).")
+  flags.DEFINE_string("vocoder", None, "A vocoder folder (python -m cmri2spec_tf.vocoder) to "
+                      "score beside Griffin-Lim.")
+  flags.DEFINE_integer("audio_windows", 3, "Windows per held-out recording scored with the "
+                       "speech metrics (0: none).", lower_bound=0)
 
 
 def main(argv):
   del argv
   from cmri2spec_tf import evaluation, runs
-  from cmri2spec_tf.data.problems import DatasetProblems
+  from cmri2spec_tf.data.problems import DataError, DatasetProblems
 
   try:
     report = evaluation.evaluate_run(FLAGS.model_dir, FLAGS.data_dir, FLAGS.cache_dir,
-                                     FLAGS.weights)
+                                     FLAGS.weights, vocoder=FLAGS.vocoder,
+                                     audio_windows=FLAGS.audio_windows)
   except DatasetProblems as e:
     cli.fail(f"cannot evaluate on this dataset:\n{e}")
-  except OSError as e:  # missing or unreadable files of the run
+  except DataError as e:  # an audio file that cannot be read again
+    cli.fail(f"cannot evaluate on this dataset:\n{e}")
+  except OSError as e:  # missing or unreadable files of the run or the vocoder
     cli.fail(f"error: {e}")
   print(evaluation.format_report(report))
-  print(f"wrote {runs.EVALUATION_JSON}, {runs.EVALUATION_CSV} and {runs.PREDICTIONS_NPZ} in "
-        f"{FLAGS.model_dir}")
+  print(f"wrote {runs.EVALUATION_JSON}, {runs.EVALUATION_CSV}, {runs.PREDICTIONS_NPZ} and "
+        f"{runs.REPORT_HTML} in {FLAGS.model_dir}")
 
 
 def entry():

@@ -13,6 +13,13 @@ weighs the same. The report also keeps every recording's own row (`recordings`, 
 subject:file[@start-end] id), so segments of long recordings are scored one by one.
 
 Baselines (baselines.py): the mean training spectrogram and the nearest neighbour by MRI.
+
+Speech metrics (speech_metrics.py: STOI, ESTOI, MCD, MCD-DTW, PESQ) score sound, not pictures:
+for `audio_windows` windows of each held-out recording (evenly spaced, 3 by default), every
+method's spectrogram is turned into sound by each vocoder (Griffin-Lim, and the neural vocoder
+when one is given) and compared with the recording's own audio of that window, read again from
+its file. The true spectrogram of each window goes through the same vocoders: the `ceiling`
+entry, the best a vocoder allows. Keys are VOCODER_METRIC (griffin_lim_stoi, vocoder_mcd, ...).
 """
 
 from __future__ import annotations
@@ -23,13 +30,15 @@ import os
 
 import numpy as np
 
-from cmri2spec_tf import baselines, runs
+from cmri2spec_tf import baselines, runs, speech_metrics, vocoders
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data.dataset import ArrayDataset
 from cmri2spec_tf.data.spectrogram import normalized_to_db
 
 METRICS = ("l1", "mse", "l1_db")
 CSV_COLUMNS = ("method", "subject_id", "word") + METRICS
+AUDIO_WINDOWS = 3
+CEILING = "truth"  # the true spectrogram through the vocoder, in tables and CSV rows
 
 
 def recording_scores(predictions: np.ndarray, data: ArrayDataset) -> list[dict]:
@@ -46,19 +55,66 @@ def recording_scores(predictions: np.ndarray, data: ArrayDataset) -> list[dict]:
           for r in range(len(data))]
 
 
+def metric_keys(rows: list[dict]) -> list[str]:
+  """The metrics the rows hold: Table 2's, then the speech metrics (VOCODER_METRIC)."""
+  ids = {"recording_id", "subject_id", "word"}
+  return [k for k in rows[0] if k not in ids] if rows else list(METRICS)
+
+
 def subject_scores(rows: list[dict]) -> list[dict]:
   """Recording rows -> one row per subject (mean of its recordings), in first-seen order."""
   by_subject: dict[str, list[dict]] = {}
   for row in rows:
     by_subject.setdefault(row["subject_id"], []).append(row)
+  keys = metric_keys(rows)
   return [{"subject_id": s, "word": "+".join(sorted({r["word"] for r in group})),
-           **{m: float(np.mean([r[m] for r in group])) for m in METRICS}}
+           **{m: _mean([r[m] for r in group]) for m in keys}}
           for s, group in by_subject.items()]
 
 
 def overall(rows: list[dict]) -> dict:
   """Mean of each metric over the recordings."""
-  return {m: float(np.mean([r[m] for r in rows])) for m in METRICS} | {"n_recordings": len(rows)}
+  return {m: _mean([r[m] for r in rows]) for m in metric_keys(rows)} | {"n_recordings": len(rows)}
+
+
+def _mean(values) -> float | None:
+  """Mean leaving out Nones (PESQ without its package or without an utterance)."""
+  values = [v for v in values if v is not None]
+  return float(np.mean(values)) if values else None
+
+
+# ------------------------------------------------------------------ speech metrics
+def audio_window_indices(n_windows: int, count: int) -> list[int]:
+  """`count` windows spread evenly inside a recording's n_windows, ends excluded."""
+  return [int(i) for i in np.round(np.linspace(0, n_windows - 1, count + 2)[1:-1])]
+
+
+def speech_scores(predictions: dict[str, np.ndarray], heldout: ArrayDataset,
+                  references: np.ndarray, windows: list[int], vocoder_list) -> dict:
+  """{method or CEILING: recording rows of VOCODER_METRIC means over the windows}.
+
+  references [R, len(windows), window_samples]: each recording's audio of those windows. A
+  method's one spectrogram per recording is voiced once per vocoder and compared with every
+  window's audio; the ceiling voices each window's own true spectrogram."""
+  rate = heldout.params.sample_rate
+  rows = {name: [{"recording_id": heldout.recording_ids[r], "subject_id": heldout.subject_ids[r],
+                  "word": heldout.words[r]} for r in range(len(heldout))]
+          for name in (CEILING, *predictions)}
+  for vocoder in vocoder_list:
+    for r in range(len(heldout)):
+      truths = vocoder.many(heldout.spectrograms[r, windows].astype(np.float32))
+      _put(rows[CEILING][r], vocoder.name, [speech_metrics.audio_scores(ref, sound, rate)
+                                            for ref, sound in zip(references[r], truths)])
+    for name, spectrograms in predictions.items():
+      for r, sound in enumerate(vocoder.many(np.asarray(spectrograms, np.float32))):
+        _put(rows[name][r], vocoder.name, [speech_metrics.audio_scores(ref, sound, rate)
+                                           for ref in references[r]])
+  return rows
+
+
+def _put(row: dict, vocoder_name: str, scores: list[dict]) -> None:
+  for metric, value in speech_metrics.mean_scores(scores).items():
+    row[f"{vocoder_name}_{metric}"] = value
 
 
 def predict_recordings(model, data: ArrayDataset, batch_size: int = 8) -> np.ndarray:
@@ -70,37 +126,48 @@ def predict_recordings(model, data: ArrayDataset, batch_size: int = 8) -> np.nda
 
 
 def to_csv(per_method: dict[str, list[dict]]) -> str:
-  """method, subject_id, word, metrics: per-subject rows, then an ALL row per method."""
+  """method, subject_id, word, metrics: per-subject rows, then an ALL row per method (the
+  ceiling, CEILING, has only the speech metrics)."""
+  columns = list(CSV_COLUMNS) + [k for rows in per_method.values() for k in metric_keys(rows)
+                                 if k not in METRICS]
   out = io.StringIO()
-  writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
+  writer = csv.DictWriter(out, list(dict.fromkeys(columns)), restval="", lineterminator="\n")
   writer.writeheader()
   for method, rows in per_method.items():
     for row in subject_scores(rows):
       writer.writerow({"method": method, **{k: _fmt(v) for k, v in row.items()}})
     total = overall(rows)
     writer.writerow({"method": method, "subject_id": "ALL", "word": "",
-                     **{m: _fmt(total[m]) for m in METRICS}})
+                     **{m: _fmt(total[m]) for m in metric_keys(rows)}})
   return out.getvalue()
 
 
 def _fmt(value):
+  if value is None:
+    return ""
   return f"{value:.6f}" if isinstance(value, float) else value
 
 
 # ------------------------------------------------------------------ a trained run
 def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None = None,
-                 weights: str = "last", verbose: bool = True) -> dict:
+                 weights: str = "last", verbose: bool = True, vocoder: str | None = None,
+                 audio_windows: int = AUDIO_WINDOWS, report_html: bool = True) -> dict:
   """Scores a run's model and the baselines on its fold.
 
   `weights`: "last" (the final epoch: nothing was chosen by looking at the held-out subjects,
   the honest number) or "best" (the epoch with the lowest held-out L1 during training:
   optimistic, as that choice was made on the very subjects it is scored on).
+  `vocoder`: a vocoder folder (vocoders.py) scored beside Griffin-Lim; `audio_windows`: windows
+  per recording for the speech metrics (0: none). `report_html`: also write the listening
+  report (listening.py).
 
   Writes the run's evaluation report, per-subject rows and predictions (one spectrogram per
   held-out recording and method; runs.write_evaluation). Returns the report.
   """
   config = runs.load_config(model_dir)
   params = runs.load_spec_params(model_dir)
+  vocoder_list = [vocoders.GriffinLim(params)] + ([vocoders.from_flag(vocoder, params)]
+                                                 if vocoder else [])
   data = dataset_lib.load_dataset(data_dir or config.data_dir, params,
                                   cache_dir or config.cache_dir, verbose=verbose)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
@@ -109,16 +176,39 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   predictions = {config.model: predict_recordings(translator, heldout)}
   predictions |= baselines.predictions(train, heldout)
   per_method = {name: recording_scores(p, heldout) for name, p in predictions.items()}
+  windows = audio_window_indices(heldout.spectrograms.shape[1], audio_windows)
+  references = (dataset_lib.audio_windows(data_dir or config.data_dir, heldout.recording_ids,
+                                          windows, params) if windows else None)
+  if windows:
+    speech = speech_scores(predictions, heldout, references, windows, vocoder_list)
+    for name, rows in per_method.items():
+      for row, audio_row in zip(rows, speech[name]):
+        row.update({k: v for k, v in audio_row.items() if k not in row})
   report = {
       "model_dir": os.path.abspath(model_dir), "model": config.model, "fold": config.fold,
       "split": config.split, "seed": config.seed, "weights_choice": weights,
-      "weights": os.path.basename(run.weights_path), "epoch": run.epoch, "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
+      "weights": os.path.basename(run.weights_path), "epoch": run.epoch,
+      "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
       "parameters": {config.model: translator.count_params()},
-      "methods": {name: {"overall": overall(rows), "subjects": subject_scores(rows),
-                         "recordings": rows} for name, rows in per_method.items()},
+      "methods": {name: _scored(rows) for name, rows in per_method.items()},
+      "speech": {"windows": windows, "vocoders": [v.name for v in vocoder_list],
+                 "vocoder_dir": os.path.abspath(vocoder) if vocoder else None,
+                 "pesq": speech_metrics.pesq_available()},
   }
-  runs.write_evaluation(model_dir, report, to_csv(per_method), heldout.subject_ids, predictions)
+  if windows:
+    report["ceiling"] = _scored(speech[CEILING])
+  csv_methods = per_method | ({CEILING: speech[CEILING]} if windows else {})
+  runs.write_evaluation(model_dir, report, to_csv(csv_methods), heldout.subject_ids, predictions)
+  if report_html:
+    from cmri2spec_tf import listening
+
+    listening.write_report(model_dir, report, heldout, predictions, vocoder_list, windows,
+                           references)
   return report
+
+
+def _scored(rows: list[dict]) -> dict:
+  return {"overall": overall(rows), "subjects": subject_scores(rows), "recordings": rows}
 
 
 def format_report(report: dict) -> str:
@@ -137,4 +227,23 @@ def format_report(report: dict) -> str:
   for row in methods[report["model"]]["subjects"]:
     lines.append(f"{row['subject_id']:<12}{row['word']:<10}{row['l1']:>9.4f}{row['mse']:>9.4f}"
                  f"{row['l1_db']:>8.2f}")
+  lines += ["", *format_speech(report)] if report.get("ceiling") else []
   return "\n".join(lines)
+
+
+def format_speech(report: dict) -> list[str]:
+  """The speech-metric lines: per vocoder, the ceiling (truth) then every method."""
+  speech = report["speech"]
+  lines = [f"speech metrics ({len(speech['windows'])} windows per held-out recording, against "
+           f"its audio; PESQ {'wideband' if speech['pesq'] else 'not installed'}):",
+           f"{'method':<20}{'vocoder':<13}{'STOI':>7}{'ESTOI':>7}{'MCD':>7}{'MCD-DTW':>9}"
+           f"{'PESQ':>7}"]
+  entries = {f"{CEILING} (ceiling)": report["ceiling"]} | report["methods"]
+  for vocoder in speech["vocoders"]:
+    for name, result in entries.items():
+      total = result["overall"]
+      values = [total.get(f"{vocoder}_{m}") for m in speech_metrics.AUDIO_METRICS]
+      cells = "".join(f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"
+                      for v, w, d in zip(values, (7, 7, 7, 9, 7), (3, 3, 2, 2, 2)))
+      lines.append(f"{name:<20}{vocoder:<13}{cells}")
+  return lines

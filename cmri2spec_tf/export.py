@@ -2,6 +2,7 @@
 (which documents the signatures).
 
   python -m cmri2spec_tf.export --model_dir=runs/demo --export_dir=serving/cmri2spec/1
+      [--vocoder=runs/vocoder]   # adds the `waveform` signature: MRI -> audio samples
 """
 
 from absl import flags, logging
@@ -16,6 +17,8 @@ def define_flags():
   flags.DEFINE_string("export_dir", None, "Version folder to create, e.g. serving/cmri2spec/1.",
                       required=True)
   flags.DEFINE_enum("weights", "best", ["best", "last"], "Best held-out epoch or the last one.")
+  flags.DEFINE_string("vocoder", None, "A vocoder folder (python -m cmri2spec_tf.vocoder): adds "
+                      "the `waveform` signature (MRI -> audio at 22,050 Hz).")
 
 
 def main(argv):
@@ -24,12 +27,14 @@ def main(argv):
 
   logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
   try:
-    path = serving.export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.weights)
+    path = serving.export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.weights, FLAGS.vocoder)
   except OSError as e:  # an existing version, missing or unreadable files of the run
     cli.fail(f"error: {e}")
   print(f"exported the translator of {FLAGS.model_dir} to {path}\n"
         f"  serving_default: mri float32 [batch, 26, 128, 128, 1] -> spectrogram [batch, 64, 64, 1]\n"
         f"  mel_db:          mri -> spectrogram, mel_db (dB)\n"
+        + (f"  waveform:        mri -> spectrogram, waveform float32 [batch, samples] at 22,050 Hz\n"
+           if FLAGS.vocoder else "") +
         f"  asset:           assets/{serving.SPEC_PARAMS_ASSET}")
 
 

@@ -5,6 +5,7 @@ spectrograms into dB and sound, write them as files (the `predict` command's wor
   model = cmri2spec_tf.load("runs/demo")            # or an export: "serving/cmri2spec/1"
   spectrogram = model.predict("scans/S01/mri")      # a DICOM series, or an array
   waveform = model.to_audio(spectrogram)            # Griffin-Lim, model.params.sample_rate Hz
+  model = cmri2spec_tf.load("runs/demo", vocoder="runs/vocoder")   # to_audio by the vocoder
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ import os
 
 import numpy as np
 
-from cmri2spec_tf.data.spectrogram import (SpecParams, normalized_to_db,
-                                           waveform_from_normalized)
+from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db
 
 BATCH_SIZE = 8
 
 
 class Translator:
   """MRI -> normalized mel spectrograms [64, 64] (mel bins bottom-up x time), with the
-  spectrogram parameters (`params`) of the data it was trained on."""
+  spectrogram parameters (`params`) of the data it was trained on, and the vocoder that
+  `to_audio` uses (vocoders.py: Griffin-Lim unless a neural vocoder is given)."""
 
-  def __init__(self, translate, params: SpecParams, source: str):
+  def __init__(self, translate, params: SpecParams, source: str, vocoder=None):
+    from cmri2spec_tf import vocoders
+
     self._translate, self.params, self.source = translate, params, source
+    self.vocoder = vocoder or vocoders.GriffinLim(params)
 
   def __repr__(self) -> str:
     return f"Translator({self.source!r})"
@@ -55,9 +59,9 @@ class Translator:
     return normalized_to_db(np.asarray(spectrogram, np.float32), self.params)
 
   def to_audio(self, spectrogram: np.ndarray) -> np.ndarray:
-    """One [64, 64] spectrogram -> waveform (Griffin-Lim), window_samples at sample_rate; a
-    whole recording's [64, N] -> its length."""
-    return waveform_from_normalized(np.asarray(spectrogram, np.float32), self.params)
+    """One [64, 64] spectrogram -> waveform (by `vocoder`), window_samples at sample_rate; a
+    whole recording's [64, N] -> (N - 1) x hop_length samples."""
+    return self.vocoder(np.asarray(spectrogram, np.float32))
 
   def predict_recording(self, entry: str, hop_s: float = 0.25, clip_s: float | None = None,
                         frame_rate: float | None = None) -> np.ndarray:
@@ -96,18 +100,19 @@ class Translator:
     return (summed[:, covered] / counts[covered]).astype(np.float32)
 
 
-def load(path: str, weights: str = "best") -> Translator:
+def load(path: str, weights: str = "best", vocoder: str | None = None) -> Translator:
   """A Translator from a training run's model_dir (its `weights`: best or last epoch) or from an
-  exported SavedModel version folder."""
-  from cmri2spec_tf import runs, serving
+  exported SavedModel version folder; `vocoder`: a vocoder folder for `to_audio` (Griffin-Lim
+  when None)."""
+  from cmri2spec_tf import runs, serving, vocoders
 
   if serving.is_export(path):
     translate, params = serving.load_export(path)
-    return Translator(translate, params, path)
+    return Translator(translate, params, path, vocoders.from_flag(vocoder, params))
   if os.path.exists(runs.path(path, runs.CONFIG_JSON)):
     translator, params, _ = runs.load_translator(path, weights)
     return Translator(lambda mri: np.asarray(translator.predict_on_batch(mri))[..., 0], params,
-                      path)
+                      path, vocoders.from_flag(vocoder, params))
   raise FileNotFoundError(f"{path}: neither a training run's model_dir ({runs.CONFIG_JSON}) nor "
                           "an exported SavedModel (saved_model.pb)")
 
@@ -197,11 +202,13 @@ class Continuous:
 
 
 def predict_files(model: str | Translator, mri: str, out: str, batch: bool,
-                  continuous: Continuous = Continuous()) -> list[tuple[str, np.ndarray]]:
+                  continuous: Continuous = Continuous(),
+                  vocoder: str | None = None) -> list[tuple[str, np.ndarray]]:
   """Reads every series (nothing is written if one is bad), translates with `model` (a
   Translator, or a path for `load`, loaded once the series are read): a DICOM cine series
   into one window, any other source by continuous synthesis over its whole length; writes the
-  files of each; returns (output prefix, spectrogram) of each."""
+  files of each (the sound by `vocoder`, a vocoder folder, or Griffin-Lim); returns (output
+  prefix, spectrogram) of each."""
   import keras
 
   from cmri2spec_tf.data import sources
@@ -213,7 +220,7 @@ def predict_files(model: str | Translator, mri: str, out: str, batch: bool,
   inputs = read_series(cines)
   check_recordings(recordings, continuous.frame_rate)
   if not isinstance(model, Translator):
-    model = load(model)
+    model = load(model, vocoder=vocoder)
   bar = keras.utils.Progbar(len(series), unit_name="series") if batch else None
   results = {}
   for start in range(0, len(cines), BATCH_SIZE):

@@ -11,7 +11,7 @@ file), read by the data layer exactly as in training; with --batch, every entry 
 
 For each series: PREFIX.npy (the normalized mel spectrogram, float32 [64, 64], mel bins
 bottom-up x time), PREFIX.png (it, with time in seconds and frequency in Hz) and PREFIX.wav
-(Griffin-Lim, mono, 22,050 Hz, window_samples long). Every series is read before anything is
+(Griffin-Lim, or the neural vocoder of --vocoder; mono, 22,050 Hz, window_samples long). Every series is read before anything is
 written: a bad one stops the command with its file and problem, exit 1, no output.
 
 Long recordings (a video, image frames, an array, HDF5: any source but a DICOM cine series) are
@@ -38,6 +38,8 @@ def define_flags():
                      "window, 21,000 samples at 22,050 Hz).", lower_bound=0.05)
   flags.DEFINE_float("frame_rate", None, "Frames per second of image frames or arrays that do "
                      "not say.", lower_bound=0.001)
+  flags.DEFINE_string("vocoder", None, "A vocoder folder (python -m cmri2spec_tf.vocoder) for "
+                      "the .wav files (default: Griffin-Lim).")
   flags.DEFINE_string("audio", None, "The recording's true sound (a file, or the video itself): "
                       "print the L1 of the prediction against it.")
 
@@ -50,7 +52,7 @@ def main(argv):
   continuous = inference.Continuous(FLAGS.hop_s, FLAGS.clip_s, FLAGS.frame_rate)
   try:
     written = inference.predict_files(FLAGS.model, FLAGS.mri, FLAGS.out, FLAGS.batch,
-                                      continuous)
+                                      continuous, FLAGS.vocoder)
     if FLAGS.audio:
       l1 = inference.l1_against_audio(written[0][1], FLAGS.audio,
                                       inference.load_params(FLAGS.model))

@@ -49,6 +49,7 @@ FLAGS_TXT, CONFIG_JSON, SPEC_PARAMS_JSON = "flags.txt", "config.json", "spec_par
 CHECKPOINTS, STATE_JSON = "checkpoints", "state.json"
 BEST_WEIGHTS, BEST_JSON = "best.weights.h5", "best.json"
 LOGS, SUMMARY_JSON, TRANSLATOR_KERAS = "logs", "summary.json", "translator.keras"
+REPORT_HTML = "report.html"  # the listening report (listening.py)
 EVALUATION_JSON, EVALUATION_CSV, PREDICTIONS_NPZ = ("evaluation.json", "evaluation.csv",
                                                     "predictions.npz")
 WEIGHTS_CHOICES = ("best", "last")

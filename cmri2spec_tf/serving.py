@@ -12,6 +12,12 @@ Signatures (`saved_model_cli show --dir E/1 --all` lists them):
                    outputs spectrogram as above, and
                            mel_db      float32 [batch, 64, 64, 1], the same in dB (ref 1):
                                        db_min + spectrogram * (db_max - db_min)
+  waveform         (only with `export --vocoder=DIR`)
+                   input  mri          as above
+                   outputs spectrogram as above, and
+                           waveform    float32 [batch, window_samples], the spectrogram through
+                                       the neural vocoder (vocoders.py), mono at sample_rate
+                                       (22,050 Hz): 21,000 samples, the window the MRI spans
 The spectrogram parameters (sample rate, FFT, hop, mel bins, dB range) are stored as the asset
 `assets/spec_params.json`, so clients can turn the output back into sound without our code.
 
@@ -42,17 +48,19 @@ from cmri2spec_tf.models.translator import MRI_SHAPE
 
 SPEC_PARAMS_ASSET = "spec_params.json"
 SERVING_INPUT = "mri"
-SIGNATURES = ("serving_default", "mel_db")
+SIGNATURES = ("serving_default", "mel_db", "waveform")
 
 
-def serving_module(translator, params: SpecParams, params_path: str) -> tf.Module:
-  """A tf.Module with the two signatures and the spectrogram parameters as an asset."""
+def serving_module(translator, params: SpecParams, params_path: str, vocoder=None) -> tf.Module:
+  """A tf.Module with the signatures (`waveform` needs the vocoder's Keras model) and the
+  spectrogram parameters as an asset."""
   mri_spec = tf.TensorSpec([None, *MRI_SHAPE], tf.float32, name=SERVING_INPUT)
 
   class Translator(tf.Module):
     def __init__(self):
       super().__init__(name="cmri2spec")
       self.translator = translator
+      self.vocoder = vocoder
       self.spec_params = tf.saved_model.Asset(params_path)
 
     @tf.function(input_signature=[mri_spec])
@@ -65,11 +73,20 @@ def serving_module(translator, params: SpecParams, params_path: str) -> tf.Modul
       mel_db = params.db_min + spectrogram * (params.db_max - params.db_min)
       return {"spectrogram": spectrogram, "mel_db": mel_db}
 
+    @tf.function(input_signature=[mri_spec])
+    def spectrogram_and_waveform(self, mri):
+      spectrogram = self.translator(mri, training=False)
+      frames = tf.transpose(spectrogram[..., 0], [0, 2, 1])  # [batch, time, mel]
+      waveform = self.vocoder(frames, training=False)[:, :params.window_samples]
+      waveform = tf.pad(waveform, [[0, 0], [0, params.window_samples - tf.shape(waveform)[1]]])
+      return {"spectrogram": spectrogram, "waveform": waveform}
+
   return Translator()
 
 
-def save(translator, params: SpecParams, export_dir: str) -> str:
-  """Writes translator + params as a SavedModel version folder (which must not exist yet)."""
+def save(translator, params: SpecParams, export_dir: str, vocoder=None) -> str:
+  """Writes translator + params (+ the vocoder's Keras model: the `waveform` signature) as a
+  SavedModel version folder (which must not exist yet)."""
   export_dir = os.path.abspath(export_dir)
   if os.path.exists(export_dir):
     raise FileExistsError(f"{export_dir} exists: TF Serving versions are immutable, export to a "
@@ -81,20 +98,27 @@ def save(translator, params: SpecParams, export_dir: str) -> str:
     params_path = os.path.join(staging, SPEC_PARAMS_ASSET)
     with open(params_path, "w") as f:
       f.write(params.to_json())
-    module = serving_module(translator, params, params_path)
+    module = serving_module(translator, params, params_path, vocoder)
     saved = os.path.join(staging, "saved_model")
-    tf.saved_model.save(module, saved, signatures={
-        "serving_default": module.spectrogram, "mel_db": module.spectrogram_and_db})
+    signatures = {"serving_default": module.spectrogram, "mel_db": module.spectrogram_and_db}
+    if vocoder is not None:
+      signatures["waveform"] = module.spectrogram_and_waveform
+    tf.saved_model.save(module, saved, signatures=signatures)
     os.rename(saved, export_dir)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   return export_dir
 
 
-def export(model_dir: str, export_dir: str, weights: str = "best") -> str:
-  """A run's translator in float32 -> export_dir (which must not exist yet); returns its path."""
+def export(model_dir: str, export_dir: str, weights: str = "best",
+           vocoder: str | None = None) -> str:
+  """A run's translator in float32 (and the vocoder folder's generator: the `waveform`
+  signature) -> export_dir (which must not exist yet); returns its path."""
+  from cmri2spec_tf import vocoders
+
   translator, params, _ = runs.load_translator(model_dir, weights, precision="float32")
-  return save(translator, params, export_dir)
+  generator = vocoders.from_flag(vocoder, params).model if vocoder else None
+  return save(translator, params, export_dir, generator)
 
 
 def is_export(path: str) -> bool:
@@ -125,6 +149,14 @@ def rest_request(mri: np.ndarray, signature: str = "serving_default") -> bytes:
   if signature not in SIGNATURES:
     raise ValueError(f"signature must be one of {SIGNATURES}, got {signature!r}")
   return json.dumps({"signature_name": signature, "instances": mri.tolist()}).encode()
+
+
+def rest_waveforms(body: bytes) -> np.ndarray:
+  """Waveforms [B, samples] from a predict response of the `waveform` signature."""
+  answer = json.loads(body)
+  if "predictions" not in answer:
+    raise ValueError(f"TF Serving answered without predictions: {answer.get('error', answer)}")
+  return np.asarray([p["waveform"] for p in answer["predictions"]], np.float32)
 
 
 def rest_predictions(body: bytes) -> np.ndarray:

@@ -31,7 +31,7 @@ import time
 import keras
 import numpy as np
 
-from cmri2spec_tf import atomic, evaluation, plots, runs, training
+from cmri2spec_tf import atomic, evaluation, plots, runs, significance, training
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.config import ConfigError, TrainConfig
 
@@ -46,6 +46,7 @@ ROWS = {
     "nearest_neighbour": ("Nearest neighbour (closest MRI)", None),
 }
 TABLE_MD, TABLE_CSV, FIGURE_PNG = "table.md", "table.csv", "figure3.png"
+SIGNIFICANCE_MD, SIGNIFICANCE_CSV = "significance.md", "significance.csv"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,8 @@ def job_config(base: TrainConfig, job: Job) -> TrainConfig:
                              verbose=0, **ROWS[job.method][1])
 
 
-def run_job(base: TrainConfig, job: Job, weights: str = "last") -> dict:
+def run_job(base: TrainConfig, job: Job, weights: str = "last", vocoder: str | None = None,
+            audio_windows: int = evaluation.AUDIO_WINDOWS) -> dict:
   """Trains (or resumes) and evaluates one job; a done job is only read back. A trained job
   evaluated with other weights is evaluated again (its training is finished: nothing reruns).
   Prints one line per epoch."""
@@ -94,14 +96,17 @@ def run_job(base: TrainConfig, job: Job, weights: str = "last") -> dict:
   if report is None:
     training.run(job_config(base, job),
                  epoch_label=f"{job.method} seed {job.seed} fold {job.fold}")
-    report = evaluation.evaluate_run(job.model_dir, weights=weights, verbose=False)
+    report = evaluation.evaluate_run(job.model_dir, weights=weights, verbose=False,
+                                     vocoder=vocoder, audio_windows=audio_windows)
     keras.backend.clear_session()
   return report
 
 
-def run_study(base: TrainConfig, out_dir: str, methods, seeds, folds,
-              weights: str = "last") -> list[dict]:
-  """Runs every job (resuming), then writes table.md, table.csv and figure3.png into out_dir."""
+def run_study(base: TrainConfig, out_dir: str, methods, seeds, folds, weights: str = "last",
+              vocoder: str | None = None,
+              audio_windows: int = evaluation.AUDIO_WINDOWS) -> list[dict]:
+  """Runs every job (resuming), then writes the table, the significance tests and the figure
+  into out_dir (`write_outputs`). `vocoder`, `audio_windows`: the evaluations' speech metrics."""
   trained, baselines = check_methods(methods)
   jobs = plan_jobs(out_dir, trained, seeds, folds)
   print(f"{len(jobs)} training jobs ({len(trained)} rows x {len(seeds)} seeds x {len(folds)} "
@@ -111,43 +116,108 @@ def run_study(base: TrainConfig, out_dir: str, methods, seeds, folds,
   reports = {}
   for i, job in enumerate(jobs):
     started, was_done = time.time(), job.report(weights) is not None
-    reports[job] = run_job(base, job, weights)
+    reports[job] = run_job(base, job, weights, vocoder, audio_windows)
     l1 = own_result(reports[job])["overall"]["l1"]
     how = "done before" if was_done else f"{(time.time() - started) / 60:.1f} min"
     print(f"\n{job.method} seed {job.seed} fold {job.fold}: held-out L1 {l1:.4f} ({how})")
     bar.update(i + 1)
+  return write_outputs(base, out_dir, reports, trained, baselines, seeds, folds, weights)
+
+
+def write_outputs(base: TrainConfig, out_dir: str, reports: dict, trained, baselines, seeds,
+                  folds, weights: str) -> list[dict]:
+  """table.md, table.csv, significance.md, significance.csv and figure3.png from the reports."""
   rows = aggregate(reports, trained, baselines, seeds)
+  tests = comparisons(reports, trained, baselines, seeds)
   atomic.write_text(os.path.join(out_dir, TABLE_MD),
-                    format_table(rows, base, seeds, folds, weights))
+                    format_table(rows, base, seeds, folds, weights, tests))
   atomic.write_text(os.path.join(out_dir, TABLE_CSV), table_csv(rows))
+  atomic.write_text(os.path.join(out_dir, SIGNIFICANCE_MD), format_comparisons(tests))
+  atomic.write_text(os.path.join(out_dir, SIGNIFICANCE_CSV),
+                    table_csv(tests) if tests else "method,reference,metric\n")
   atomic.write_bytes(os.path.join(out_dir, FIGURE_PNG),
                      figure(base, reports, trained, baselines, seeds[0], folds[0]))
   return rows
 
 
+def subject_rows(reports: dict, method: str, trained, seed: int) -> list[dict]:
+  """Every held-out subject's row of `method` in the jobs of `seed`, all folds (a baseline is
+  scored in every trained job of its fold: the first trained row's jobs are taken)."""
+  source = method if method in trained else trained[0]
+  return [row for job, report in reports.items() if job.method == source and job.seed == seed
+          for row in (own_result(report) if method in trained
+                      else report["methods"][method])["subjects"]]
+
+
 def aggregate(reports: dict, trained, baselines, seeds) -> list[dict]:
-  """One row per method: mean and std over seeds of the L1 (MSE, L1 dB) over all folds' subjects."""
+  """One row per method: mean and std over seeds of each metric (L1, MSE, L1 dB and the speech
+  metrics the evaluations hold) over all folds' subjects."""
   rows = []
   for method in trained + baselines:
-    per_seed = {m: [] for m in evaluation.METRICS}
     params = next((r["parameters"][r["model"]] for j, r in reports.items()
                    if j.method == method), None)
-    for seed in seeds:
-      # a baseline is scored in every trained job of its fold: take the first row's
-      source = method if method in trained else trained[0]
-      subjects = [row for job, report in reports.items()
-                  if job.method == source and job.seed == seed
-                  for row in (own_result(report) if method in trained
-                              else report["methods"][method])["subjects"]]
-      for metric in evaluation.METRICS:
-        per_seed[metric].append(float(np.mean([row[metric] for row in subjects])))
+    per_seed = [subject_rows(reports, method, trained, seed) for seed in seeds]
     row = {"method": method, "label": ROWS[method][0], "parameters": params,
            "n_seeds": len(seeds)}
-    for metric, values in per_seed.items():
-      row[f"{metric}_mean"] = float(np.mean(values))
+    for metric in evaluation.metric_keys(per_seed[0]):
+      values = [evaluation.overall(subjects)[metric] for subjects in per_seed]
+      values = [v for v in values if v is not None]
+      row[f"{metric}_mean"] = float(np.mean(values)) if values else None
       row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
     rows.append(row)
   return rows
+
+
+def per_subject_means(reports: dict, method: str, trained, seeds, metric: str) -> dict:
+  """{subject: mean over seeds of `metric`} for `method` (subjects with no value left out)."""
+  values: dict[str, list[float]] = {}
+  for seed in seeds:
+    for row in subject_rows(reports, method, trained, seed):
+      if row.get(metric) is not None:
+        values.setdefault(row["subject_id"], []).append(row[metric])
+  return {subject: float(np.mean(v)) for subject, v in values.items()}
+
+
+def reference_method(trained) -> str:
+  """The row every other row is compared with: the full method when it was run."""
+  return "ours" if "ours" in trained else trained[-1]
+
+
+def comparisons(reports: dict, trained, baselines, seeds) -> list[dict]:
+  """Paired tests (significance.py) of every other row against the reference row, per metric,
+  over the held-out subjects (per-subject means over seeds)."""
+  reference = reference_method(trained)
+  metrics = evaluation.metric_keys(subject_rows(reports, reference, trained, seeds[0]))
+  out = []
+  for metric in metrics:
+    base = per_subject_means(reports, reference, trained, seeds, metric)
+    for method in trained + baselines:
+      other = per_subject_means(reports, method, trained, seeds, metric)
+      subjects = sorted(set(base) & set(other))
+      if method == reference or not subjects:
+        continue
+      test = significance.paired_test([other[s] for s in subjects], [base[s] for s in subjects])
+      out.append({"method": method, "reference": reference, "metric": metric, **test})
+  return out
+
+
+def format_comparisons(tests: list[dict]) -> str:
+  """significance.md: one line per (row, metric) against the reference."""
+  if not tests:
+    return "No paired comparison: a single trained row and no baseline.\n"
+  reference, n = tests[0]["reference"], tests[0]["n_subjects"]
+  lines = [f"Each row against {ROWS[reference][0]} on the same {n} held-out subjects (per-subject "
+           "means over seeds): Wilcoxon signed-rank test (two-sided), rank-biserial r, mean "
+           "difference (row - reference) with its paired-bootstrap 95 % interval. Significant: "
+           f"p < {significance.ALPHA}. With {n} subjects the smallest possible p is "
+           f"{significance.smallest_p(n):.4f}.", "",
+           "| Method | Metric | Mean difference | 95 % CI | r | p | Significant |",
+           "| --- | --- | ---: | --- | ---: | ---: | --- |"]
+  for t in tests:
+    lines.append(f"| {ROWS[t['method']][0]} | {t['metric']} | {t['mean_difference']:+.4f} | "
+                 f"[{t['ci95_low']:+.4f}, {t['ci95_high']:+.4f}] | {t['rank_biserial']:+.2f} | "
+                 f"{t['p_value']:.4f} | {'yes' if t['significant'] else 'no'} |")
+  return "\n".join(lines) + "\n"
 
 
 def own_result(report: dict) -> dict:
@@ -163,21 +233,49 @@ def rank_marks(values: list[float], decimals: int = 3) -> list[str]:
   return [marks.get(v, "") for v in shown]
 
 
-def format_table(rows: list[dict], base: TrainConfig, seeds, folds,
-                 weights: str = "last") -> str:
-  """Markdown in the paper's style: L1 mean +- std, best in bold, second underlined."""
+SPEECH_COLUMNS = (("stoi", "STOI", 3), ("estoi", "ESTOI", 3), ("mcd", "MCD dB", 2),
+                  ("pesq", "PESQ", 2))
+
+
+def format_table(rows: list[dict], base: TrainConfig, seeds, folds, weights: str = "last",
+                 tests: list[dict] | None = None) -> str:
+  """Markdown in the paper's style: L1 mean +- std, best in bold, second underlined; the L1
+  difference to the reference row tested over the held-out subjects (significance.md); the
+  speech metrics through the neural vocoder when the evaluations used one, else Griffin-Lim."""
   marks = rank_marks([r["l1_mean"] for r in rows])
+  l1_tests = {t["method"]: t for t in tests or [] if t["metric"] == "l1"}
+  reference = (tests or [{}])[0].get("reference")
+  vocoder = "vocoder" if "vocoder_stoi_mean" in rows[0] else "griffin_lim"
+  speech = [(f"{vocoder}_{key}", label, digits) for key, label, digits in SPEECH_COLUMNS
+            if rows[0].get(f"{vocoder}_{key}_mean") is not None]
+  head = ["Method", "Parameters", "L1"] + ([f"L1 vs {ROWS[reference][0]}"] if reference else [])
+  head += ["L1 (dB)", "MSE"] + [f"{label} ({vocoder})" for _, label, _ in speech]
   lines = [f"L1 on held-out subjects (split {base.split}, folds {_span(folds)}, seeds "
            f"{_span(seeds)}, {base.epochs} epochs, {weights} epoch's weights; mean +- std over "
-           "seeds). Best in bold, second underlined.", "",
-           "| Method | Parameters | L1 | L1 (dB) | MSE |", "| --- | ---: | ---: | ---: | ---: |"]
+           "seeds). Best in bold, second underlined."
+           + (f" 'L1 vs': Wilcoxon signed-rank p over the held-out subjects against "
+              f"{ROWS[reference][0]}; n.s. = not significant at p < {significance.ALPHA} "
+              "(the difference is within what chance gives; significance.md)." if reference
+              else ""), "",
+           "| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
   for row, mark in zip(rows, marks):
     l1 = f"{row['l1_mean']:.3f}±{row['l1_std']:.3f}"
-    l1 = {"best": f"**{l1}**", "second": f"<u>{l1}</u>"}.get(mark, l1)
-    params = f"{row['parameters']:,}" if row["parameters"] else "-"
-    lines.append(f"| {row['label']} | {params} | {l1} | {row['l1_db_mean']:.2f}±"
-                 f"{row['l1_db_std']:.2f} | {row['mse_mean']:.4f}±{row['mse_std']:.4f} |")
+    cells = [row["label"], f"{row['parameters']:,}" if row["parameters"] else "-",
+             {"best": f"**{l1}**", "second": f"<u>{l1}</u>"}.get(mark, l1)]
+    if reference:
+      test = l1_tests.get(row["method"])
+      cells.append("-" if test is None else
+                   f"p={test['p_value']:.3f}" + ("" if test["significant"] else " n.s."))
+    cells += [f"{row['l1_db_mean']:.2f}±{row['l1_db_std']:.2f}",
+              f"{row['mse_mean']:.4f}±{row['mse_std']:.4f}"]
+    cells += [_mean_std(row, key, digits) for key, _, digits in speech]
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
+
+
+def _mean_std(row: dict, key: str, digits: int) -> str:
+  mean = row.get(f"{key}_mean")
+  return "-" if mean is None else f"{mean:.{digits}f}±{row[f'{key}_std']:.{digits}f}"
 
 
 def table_csv(rows: list[dict]) -> str:

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cmri2spec_tf import baselines, callbacks, distribute, machine, precision, runs
+from cmri2spec_tf import baselines, callbacks, distribute, machine, precision, runs, vocoders
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data import pairs, phantom
 from cmri2spec_tf.data.spectrogram import SpecParams
@@ -134,16 +134,26 @@ def _fit(model, config, train, heldout, done, epoch_label=None):
   heldout_recordings = pairs.recordings_dataset(heldout, batch_size=8,
                                                 window_stride=config.val_window_stride)
   logs = runs.tensorboard_dirs(config.model_dir)
-  images = callbacks.held_out_examples(heldout, config.n_images)
+  picks = callbacks.held_out_picks(heldout, config.n_images)
+  images = callbacks.held_out_examples(heldout, picks)
   lines = [callbacks.EpochLine(epoch_label, config.epochs)] if epoch_label else []
   model.fit(train_pairs, epochs=config.epochs, initial_epoch=done,
             validation_data=heldout_recordings, verbose=config.verbose, shuffle=False,
             callbacks=[keras.callbacks.TensorBoard(logs["keras"], write_graph=False),
                        callbacks.HeldOutImages(logs["heldout"], *images, train.params,
                                                every=config.image_every,
-                                               audio_every=config.audio_every),
+                                               audio_every=config.audio_every,
+                                               vocoder=vocoders.from_flag(config.vocoder,
+                                                                          train.params),
+                                               references=example_audio(config, heldout, picks)),
                        runs.EpochCheckpoint(config.model_dir),
                        keras.callbacks.TerminateOnNaN(), *lines])
+
+
+def example_audio(config: TrainConfig, heldout, picks) -> np.ndarray:
+  """[n, window_samples]: the recordings' own audio of the TensorBoard examples' windows."""
+  return np.stack([dataset_lib.audio_windows(config.data_dir, [heldout.recording_ids[r]], [k],
+                                             heldout.params)[0, 0] for r, k in picks])
 
 
 def weights_fingerprint(model: keras.Model) -> float:

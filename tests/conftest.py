@@ -41,3 +41,20 @@ def smoke_run(tmp_path_factory):
                           cwd=REPO)
   assert result.returncode == 0, result.stderr[-3000:]
   return tmp_path / "run", result
+
+
+@pytest.fixture(scope="session")
+def smoke_vocoder(smoke_run, tmp_path_factory):
+  """(vocoder folder, CompletedProcess): configs/vocoder_smoke.cfg on the smoke run's data and
+  fold."""
+  import json
+
+  run, _ = smoke_run
+  config = json.loads((run / "config.json").read_text())
+  folder = tmp_path_factory.mktemp("vocoder") / "vocoder"
+  result = subprocess.run(
+      [sys.executable, "-m", "cmri2spec_tf.vocoder", f"--flagfile={REPO}/configs/vocoder_smoke.cfg",
+       f"--data_dir={config['data_dir']}", f"--model_dir={folder}", f"--split={config['split']}",
+       f"--fold={config['fold']}"], capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return folder, result

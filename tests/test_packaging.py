@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 
 COMMANDS = ("train", "evaluate", "ablation", "export", "predict", "bench", "phantom",
-            "check-data", "serve-request", "segment", "index")
+            "check-data", "serve-request", "segment", "index", "vocoder")
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,11 @@ def test_tensorboard_holds_losses_heldout_l1_learning_rates_and_images(smoke_run
   heldout, tags = _scalars_and_images(run / "logs" / "heldout")
   assert {"learning_rate/translator", "learning_rate/discriminator",
           "heldout/truth_prediction_error", "heldout/audio_prediction",
-          "heldout/audio_truth"} <= set(tags)
+          "heldout/audio_truth", "heldout_speech/stoi", "heldout_speech/estoi",
+          "heldout_speech/mcd"} <= set(tags)
+  stoi = float(tf.make_ndarray(heldout.Tensors("heldout_speech/stoi")[0].tensor_proto))
+  mcd = float(tf.make_ndarray(heldout.Tensors("heldout_speech/mcd")[0].tensor_proto))
+  assert 0 < stoi < 1 and mcd > 0  # the predicted sound against the examples' own audio
   for tag in ("heldout/audio_prediction", "heldout/audio_truth"):
     clips = tf.make_ndarray(heldout.Tensors(tag)[0].tensor_proto)  # one encoded WAV per example
     assert clips.shape[0] == 2, clips.shape
@@ -137,7 +141,8 @@ def test_evaluate_writes_tables_that_match_per_example_evaluation(smoke_run):
   assert ours["l1"] == pytest.approx(per_example["l1"], abs=1e-5)
   assert ours["mse"] == pytest.approx(per_example["mse"], abs=1e-6)
   rows = (run / runs.EVALUATION_CSV).read_text().splitlines()
-  assert rows[0] == "method,subject_id,word,l1,mse,l1_db"
+  assert rows[0].startswith("method,subject_id,word,l1,mse,l1_db,griffin_lim_stoi,")
+  assert sum(r.startswith("truth,") for r in rows) == len(heldout) + 1  # the vocoder's ceiling
   assert sum(r.startswith("cmri2spec,") for r in rows) == len(heldout) + 1  # subjects + ALL
   with np.load(run / runs.PREDICTIONS_NPZ) as stored:
     assert stored["cmri2spec"].shape == (len(heldout), 64, 64)

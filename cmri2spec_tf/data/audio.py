@@ -119,3 +119,12 @@ def check_waveform(path: str, data: np.ndarray) -> None:
   clipped_share = float(np.mean(np.abs(data) >= CLIP_LEVEL))
   if clipped_share > CLIP_SHARE:
     raise DataError(path, f"audio is clipped ({clipped_share:.1%} of samples at full scale)")
+
+
+def wav_bytes(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+  """A mono waveform as the bytes of a 16-bit WAV file (clipped to [-1, 1])."""
+  import io
+
+  out = io.BytesIO()
+  soundfile.write(out, np.clip(waveform, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
+  return out.getvalue()

@@ -172,6 +172,28 @@ def audio_span(record: manifest_lib.Record, n_samples: int,
   return spectrogram.segment_span(n_samples, start, end, params)
 
 
+def audio_windows(data_dir: str, recording_ids: list[str], windows: list[int],
+                  params: spectrogram.SpecParams) -> np.ndarray:
+  """float32 [R, len(windows), window_samples]: the audio of the given windows (indices into a
+  recording's windows_per_recording) of each recording, read again from its file: the sound a
+  window's target spectrogram was made from (the cache keeps only the spectrograms)."""
+  records, problems = manifest_lib.read_manifest(data_dir)
+  if problems:
+    raise DatasetProblems(problems)
+  by_id = {r.recording_id: r for r in records}
+  missing = [i for i in recording_ids if i not in by_id]
+  if missing:
+    raise DatasetProblems([Problem(manifest_lib.locate(data_dir)[1],
+                                   f"no row for recording {', '.join(missing)}")])
+  out = []
+  for recording_id in recording_ids:
+    record = by_id[recording_id]
+    waveform = audio_lib.read_audio(record.audio).waveform
+    span = None if record.segment is None else audio_span(record, len(waveform), params)
+    out.append(spectrogram.sliding_windows(waveform, params, span)[list(windows)])
+  return np.stack(out).astype(np.float32)
+
+
 def _segment_key(record: manifest_lib.Record) -> str:
   """What of a row besides its files changes what is read ("" for a plain row: old keys)."""
   if record.segment is None and record.frame_rate is None and not record.audio_offset_s:

@@ -1,0 +1,76 @@
+"""Trains the neural vocoder for the project's mel setting on a dataset's training subjects; the
+work is vocoders.py's (the generator is models/vocoder.py's).
+
+  python -m cmri2spec_tf.vocoder --data_dir=data/phantom --model_dir=runs/vocoder --split=8 --fold=0
+  python -m cmri2spec_tf.vocoder --flagfile=configs/vocoder_smoke.cfg
+
+Give it the --split/--fold (and --split_seed) of the translator's run, so that the subjects that
+run is scored on are never heard in training. A folder that already holds a vocoder is trained
+further (--epochs more). Then `--vocoder=runs/vocoder` in predict, evaluate, train (TensorBoard
+audio) and export uses it instead of Griffin-Lim.
+"""
+
+from absl import flags
+
+from cmri2spec_tf import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  from cmri2spec_tf.vocoders import VocoderConfig
+
+  defaults = VocoderConfig("", "")
+  flags.DEFINE_string("data_dir", None, "Dataset folder (manifest.csv) or manifest file.",
+                      required=True)
+  flags.DEFINE_string("model_dir", None, "Folder for vocoder.keras and vocoder.json.",
+                      required=True)
+  flags.DEFINE_string("split", defaults.split, "'loso' or a number of subject folds, as the "
+                      "translator's run.")
+  flags.DEFINE_integer("fold", defaults.fold, "Fold whose training subjects are heard.",
+                       lower_bound=0)
+  flags.DEFINE_integer("split_seed", defaults.split_seed, "Seed of the k-fold assignment.")
+  flags.DEFINE_integer("seed", defaults.seed, "Seed of the weights and of the crops.")
+  flags.DEFINE_integer("epochs", defaults.epochs, "Epochs.", lower_bound=1)
+  flags.DEFINE_integer("steps_per_epoch", defaults.steps_per_epoch, "Batches per epoch.",
+                       lower_bound=1)
+  flags.DEFINE_integer("batch_size", defaults.batch_size, "Crops per batch.", lower_bound=1)
+  flags.DEFINE_integer("crop_frames", defaults.crop_frames, "Mel frames per crop.",
+                       lower_bound=8)
+  flags.DEFINE_integer("channels", defaults.channels, "Width of the ConvNeXt backbone.",
+                       lower_bound=8)
+  flags.DEFINE_integer("blocks", defaults.blocks, "ConvNeXt blocks.", lower_bound=1)
+  flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam learning rate.",
+                     lower_bound=0.0)
+  flags.DEFINE_float("mel_weight", defaults.mel_weight, "Weight of the log-mel L1 beside the "
+                     "multi-resolution STFT loss.", lower_bound=0.0)
+  flags.DEFINE_integer("verbose", defaults.verbose, "Keras progress: 0 silent, 1 bar, 2 a line "
+                       "per epoch.", lower_bound=0, upper_bound=2)
+
+
+def main(argv):
+  del argv
+  import dataclasses
+
+  from cmri2spec_tf import vocoders
+  from cmri2spec_tf.data.problems import DatasetProblems
+
+  config = vocoders.VocoderConfig(**{f.name: FLAGS[f.name].value
+                                     for f in dataclasses.fields(vocoders.VocoderConfig)})
+  try:
+    info = vocoders.train(config)
+  except DatasetProblems as e:
+    cli.fail(f"cannot train a vocoder on this dataset:\n{e}")
+  except (OSError, RuntimeError) as e:
+    cli.fail(f"error: {e}")
+  print(f"wrote {vocoders.VOCODER_KERAS} and {vocoders.VOCODER_JSON} in {config.model_dir}: "
+        f"{info['steps']} steps, {info['training_seconds'] / 60:.1f} min of training, final loss "
+        f"{info['final_loss']:.4f}")
+
+
+def entry():
+  cli.start(define_flags, main)
+
+
+if __name__ == "__main__":
+  entry()
