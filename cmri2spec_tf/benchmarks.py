@@ -22,6 +22,11 @@
                              (batch-1 calls of both alternate, so neither gets the quiet spells)
   infer_gflop_batch1         multiply-adds x 2 of one translation (the convolutions)
   infer_gflop_per_s          infer_gflop_batch1 / infer_ms_batch1
+  griffin_lim_ms_per_audio_s Griffin-Lim (32 iterations, librosa) voicing one second of audio
+                             from its mel spectrogram (68 frames of a harmonic test signal),
+                             median ms
+  vocoder_ms_per_audio_s     the neural vocoder (models/vocoder.py, default size) on the same
+  vocoder_vs_griffin_lim     their ratio (below 1: the vocoder is faster)
   matmul_gflop_per_s         a float32 2048 x 2048 matmul here: about the most this machine's
                              TensorFlow gets from its cores, to read the line above against
   peak_rss_mb                the process's peak resident memory
@@ -219,6 +224,23 @@ def inference_ms(repeats: int, precision: str) -> dict:
   return figures
 
 
+def vocoder_ms(repeats: int) -> dict:
+  """Median ms to voice one second of audio: Griffin-Lim (32 iterations) and the vocoder."""
+  from cmri2spec_tf import vocoders
+  from cmri2spec_tf.data.spectrogram import mel_power, normalize_power
+  from cmri2spec_tf.models.vocoder import build_vocoder
+
+  params = SpecParams()
+  t = np.arange(params.sample_rate) / params.sample_rate
+  signal = sum(np.sin(2 * np.pi * k * 140 * t) / k for k in range(1, 30)) * 0.05
+  spectrogram = normalize_power(mel_power(signal, params), params)  # [64, 68]
+  neural = vocoders.NeuralVocoder(build_vocoder(params), params, "untrained")  # same compute
+  griffin_lim = vocoders.GriffinLim(params)
+  return _median_ms({"griffin_lim_ms_per_audio_s": lambda: griffin_lim(spectrogram),
+                     "vocoder_ms_per_audio_s": lambda: neural(spectrogram)},
+                    max(3, repeats // 4))
+
+
 def peak_rss_mb() -> float:
   """This process's peak resident memory (VmHWM; ru_maxrss would count a parent's across exec)."""
   try:
@@ -246,5 +268,10 @@ def run(precision: str, batch: int, jit: bool, steps: int, rounds: int, repeats:
   units = {"infer_gflop_batch1": "GFLOP", "infer_gflop_per_s": "GFLOP/s"}
   for name, value in inference_ms(repeats, precision).items():
     emit(name, round(value, 2), units.get(name, "ms"))
+  voicing = vocoder_ms(repeats)
+  for name, value in voicing.items():
+    emit(name, round(value, 1), "ms")
+  emit("vocoder_vs_griffin_lim", round(voicing["vocoder_ms_per_audio_s"]
+                                       / voicing["griffin_lim_ms_per_audio_s"], 3), "ratio")
   emit("matmul_gflop_per_s", round(matmul_gflop_per_s(), 1), "GFLOP/s")
   emit("peak_rss_mb", round(peak_rss_mb(), 1), "MB")

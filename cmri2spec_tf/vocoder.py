@@ -44,6 +44,12 @@ def define_flags():
                      lower_bound=0.0)
   flags.DEFINE_float("mel_weight", defaults.mel_weight, "Weight of the log-mel L1 beside the "
                      "multi-resolution STFT loss.", lower_bound=0.0)
+  flags.DEFINE_list("speeds", [f"{v:g}" for v in defaults.speeds], "Augmentation: each "
+                    "recording also played at these speeds (resampled: F0, formants and tempo "
+                    "scale together); 1 alone: none.")
+  flags.register_validator("speeds", _positive_numbers, "must be comma-separated numbers > 0")
+  flags.DEFINE_float("gain_db", defaults.gain_db, "Augmentation: each crop at a random gain "
+                     "within +- this many dB.", lower_bound=0.0)
   flags.DEFINE_integer("verbose", defaults.verbose, "Keras progress: 0 silent, 1 bar, 2 a line "
                        "per epoch.", lower_bound=0, upper_bound=2)
 
@@ -55,8 +61,8 @@ def main(argv):
   from cmri2spec_tf import vocoders
   from cmri2spec_tf.data.problems import DatasetProblems
 
-  config = vocoders.VocoderConfig(**{f.name: FLAGS[f.name].value
-                                     for f in dataclasses.fields(vocoders.VocoderConfig)})
+  values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(vocoders.VocoderConfig)}
+  config = vocoders.VocoderConfig(**values | {"speeds": tuple(float(v) for v in FLAGS.speeds)})
   try:
     info = vocoders.train(config)
   except DatasetProblems as e:
@@ -66,6 +72,13 @@ def main(argv):
   print(f"wrote {vocoders.VOCODER_KERAS} and {vocoders.VOCODER_JSON} in {config.model_dir}: "
         f"{info['steps']} steps, {info['training_seconds'] / 60:.1f} min of training, final loss "
         f"{info['final_loss']:.4f}")
+
+
+def _positive_numbers(values) -> bool:
+  try:
+    return bool(values) and all(float(v) > 0 for v in values)
+  except ValueError:
+    return False
 
 
 def entry():

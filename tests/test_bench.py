@@ -12,6 +12,7 @@ from tests.conftest import REPO
 FIGURES = {"train_samples_per_s", "bare_step_samples_per_s", "train_vs_bare", "paper_fold_hours",
            "pipeline_examples_per_s", "pipeline_vs_train", "infer_ms_batch1", "infer_ms_batch8",
            "savedmodel_infer_ms_batch1", "infer_gflop_batch1", "infer_gflop_per_s",
+           "griffin_lim_ms_per_audio_s", "vocoder_ms_per_audio_s", "vocoder_vs_griffin_lim",
            "matmul_gflop_per_s", "peak_rss_mb"}
 
 
@@ -34,6 +35,8 @@ def test_bench_prints_every_figure():
                   + 4 * 16 * 16 * 64 * 64 + 2 * 8 * 8 * 64 * 128)
   decoder = 16 * (4 * 4 * 114 * 96 + 8 * 8 * 96 * 24 + 16 * 16 * 24 * 4 + 32 * 32 * 4 * 1)
   assert figures["infer_gflop_batch1"]["value"] == round(2 * (encoder + decoder) / 1e9, 2)
+  voicing = figures["vocoder_ms_per_audio_s"]["value"] / figures["griffin_lim_ms_per_audio_s"]["value"]
+  assert abs(voicing - figures["vocoder_vs_griffin_lim"]["value"]) < 0.01
   hours = 2 * 62 * 100 * 30 / figures["train_samples_per_s"]["value"] / 3600
   assert figures["paper_fold_hours"]["value"] == pytest.approx(hours, rel=0.01)
 

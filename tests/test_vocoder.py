@@ -42,6 +42,22 @@ def test_istft_head_puts_frame_j_at_sample_j_times_hop():
   assert np.abs(y[0, inner] - x[0, inner]).max() < 1e-3 * np.abs(x).max()
 
 
+def test_the_magnitude_starts_at_the_least_squares_inverse_of_the_mel():
+  import librosa
+
+  from cmri2spec_tf.data.spectrogram import mel_power, normalize_power, normalized_to_power
+  from cmri2spec_tf.models.vocoder import MelPrior
+
+  y = normalize_power(mel_power(_tone(), PARAMS), PARAMS)  # [64 mels, 64 frames]
+  prior = MelPrior(PARAMS.sample_rate, PARAMS.n_fft, PARAMS.n_mels, PARAMS.fmin, PARAMS.fmax,
+                   PARAMS.db_min, PARAMS.db_max)(y.T[None])
+  basis = librosa.filters.mel(sr=PARAMS.sample_rate, n_fft=PARAMS.n_fft, n_mels=PARAMS.n_mels)
+  linear = np.maximum(np.linalg.pinv(basis) @ normalized_to_power(y, PARAMS), 1e-10)
+  assert np.allclose(np.asarray(prior)[0], 0.5 * np.log(linear).T, atol=1e-3)
+  model = build_vocoder(PARAMS, channels=16, blocks=1)
+  assert not np.any(model.get_layer("log_magnitude_residual").get_weights()[0])
+
+
 def test_generator_output_length_and_losses():
   model = build_vocoder(PARAMS, channels=16, blocks=1)
   mel = np.random.default_rng(0).uniform(0, 1, (2, 64, 64)).astype(np.float32)
