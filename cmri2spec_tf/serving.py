@@ -60,8 +60,10 @@ def serving_module(translator, params: SpecParams, params_path: str, vocoder=Non
     def __init__(self):
       super().__init__(name="cmri2spec")
       self.translator = translator
-      self.vocoder = vocoder
       self.spec_params = tf.saved_model.Asset(params_path)
+      if vocoder is not None:  # saved (and traced) only with a vocoder
+        self.vocoder = vocoder
+        self.spectrogram_and_waveform = tf.function(self._waveform, input_signature=[mri_spec])
 
     @tf.function(input_signature=[mri_spec])
     def spectrogram(self, mri):
@@ -73,8 +75,7 @@ def serving_module(translator, params: SpecParams, params_path: str, vocoder=Non
       mel_db = params.db_min + spectrogram * (params.db_max - params.db_min)
       return {"spectrogram": spectrogram, "mel_db": mel_db}
 
-    @tf.function(input_signature=[mri_spec])
-    def spectrogram_and_waveform(self, mri):
+    def _waveform(self, mri):
       spectrogram = self.translator(mri, training=False)
       frames = tf.transpose(spectrogram[..., 0], [0, 2, 1])  # [batch, time, mel]
       waveform = self.vocoder(frames, training=False)[:, :params.window_samples]
