@@ -106,12 +106,19 @@ def run_study(base: TrainConfig, out_dir: str, methods, seeds, folds, weights: s
               vocoder: str | None = None,
               audio_windows: int = evaluation.AUDIO_WINDOWS) -> list[dict]:
   """Runs every job (resuming), then writes the table, the significance tests and the figure
-  into out_dir (`write_outputs`). `vocoder`, `audio_windows`: the evaluations' speech metrics."""
-  trained, baselines = check_methods(methods)
-  jobs = plan_jobs(out_dir, trained, seeds, folds)
-  print(f"{len(jobs)} training jobs ({len(trained)} rows x {len(seeds)} seeds x {len(folds)} "
-        f"folds), {sum(j.report(weights) is not None for j in jobs)} already done; evaluating "
-        f"the {weights} epoch's weights; writing to {out_dir}")
+  into out_dir (`collect`). `vocoder`, `audio_windows`: the evaluations' speech metrics."""
+  trained, _ = check_methods(methods)
+  run_jobs(base, plan_jobs(out_dir, trained, seeds, folds), weights, vocoder, audio_windows)
+  return collect(base, out_dir, methods, seeds, folds, weights)[0]
+
+
+def run_jobs(base: TrainConfig, jobs: list[Job], weights: str = "last",
+             vocoder: str | None = None,
+             audio_windows: int = evaluation.AUDIO_WINDOWS) -> dict:
+  """Trains and evaluates the given jobs one after another (a done job is only read back);
+  {job: its evaluation report}."""
+  print(f"{len(jobs)} training jobs, {sum(j.report(weights) is not None for j in jobs)} already "
+        f"done; evaluating the {weights} epoch's weights")
   bar = keras.utils.Progbar(len(jobs), unit_name="job")
   reports = {}
   for i, job in enumerate(jobs):
@@ -121,7 +128,70 @@ def run_study(base: TrainConfig, out_dir: str, methods, seeds, folds, weights: s
     how = "done before" if was_done else f"{(time.time() - started) / 60:.1f} min"
     print(f"\n{job.method} seed {job.seed} fold {job.fold}: held-out L1 {l1:.4f} ({how})")
     bar.update(i + 1)
-  return write_outputs(base, out_dir, reports, trained, baselines, seeds, folds, weights)
+  return reports
+
+
+# ------------------------------------------------------------------ jobs on a cluster
+def job_id(job: Job, out_dir: str) -> str:
+  """A job's stable name: its folder under out_dir (row/seed-S/fold-F)."""
+  return os.path.relpath(job.model_dir, out_dir)
+
+
+def select_jobs(jobs: list[Job], out_dir: str, job: str | None = None,
+                shard: int | None = None, num_shards: int | None = None) -> list[Job]:
+  """The jobs one task runs: `job` (an id of `--list_jobs`, or its 0-based line number), or
+  every num_shards-th job from `shard` (jobs i with i % num_shards == shard), or all."""
+  if job is not None:
+    ids = [job_id(j, out_dir) for j in jobs]
+    if job in ids:
+      return [jobs[ids.index(job)]]
+    if job.isdigit() and int(job) < len(jobs):
+      return [jobs[int(job)]]
+    raise ConfigError(f"--job={job}: not a job of this study (ids and 0-{len(jobs) - 1}: see "
+                      "--list_jobs)")
+  if shard is None:
+    return list(jobs)
+  if num_shards is None:  # one job per task; a task past the last job has none
+    return jobs[shard:shard + 1]
+  if not 0 <= shard < num_shards:
+    raise ConfigError(f"shard {shard} is not below the number of shards {num_shards}")
+  return jobs[shard::num_shards]
+
+
+def task_from_environment(environ) -> tuple[int, int | None] | None:
+  """(task index, task count or None) of a scheduler's job array, or None outside one:
+  SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN) with SLURM_ARRAY_TASK_COUNT (SLURM job
+  arrays), or JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs, which give no count: --num_shards
+  or one job per index)."""
+  if environ.get("SLURM_ARRAY_TASK_ID", "").isdigit():
+    index = int(environ["SLURM_ARRAY_TASK_ID"]) - int(environ.get("SLURM_ARRAY_TASK_MIN") or 0)
+    count = environ.get("SLURM_ARRAY_TASK_COUNT", "")
+    return index, int(count) if count.isdigit() else None
+  if environ.get("JOB_COMPLETION_INDEX", "").isdigit():
+    return int(environ["JOB_COMPLETION_INDEX"]), None
+  return None
+
+
+def finished_reports(jobs: list[Job], weights: str) -> tuple[dict, list[Job]]:
+  """({job: report} of the finished jobs, the jobs not finished)."""
+  reports = {job: job.report(weights) for job in jobs}
+  return ({j: r for j, r in reports.items() if r is not None},
+          [j for j, r in reports.items() if r is None])
+
+
+def collect(base: TrainConfig, out_dir: str, methods, seeds, folds,
+            weights: str = "last") -> tuple[list[dict], list[Job]]:
+  """Writes the table, significance tests and figure from whatever jobs are finished; returns
+  (table rows, jobs still missing). Rows with no finished job are left out; a row's numbers
+  are over the seeds and subjects it has."""
+  trained, baselines = check_methods(methods)
+  reports, missing = finished_reports(plan_jobs(out_dir, trained, seeds, folds), weights)
+  done = [m for m in trained if any(j.method == m for j in reports)]
+  if not done:
+    raise ConfigError(f"{out_dir}: no finished job to collect (run the jobs first)")
+  seeds_done = [s for s in seeds if any(j.seed == s for j in reports)]
+  rows = write_outputs(base, out_dir, reports, done, baselines, seeds_done, folds, weights)
+  return rows, missing
 
 
 def write_outputs(base: TrainConfig, out_dir: str, reports: dict, trained, baselines, seeds,
@@ -135,8 +205,9 @@ def write_outputs(base: TrainConfig, out_dir: str, reports: dict, trained, basel
   atomic.write_text(os.path.join(out_dir, SIGNIFICANCE_MD), format_comparisons(tests))
   atomic.write_text(os.path.join(out_dir, SIGNIFICANCE_CSV),
                     table_csv(tests) if tests else "method,reference,metric\n")
+  first = next(iter(reports))  # the figure shows the first finished job's seed and fold
   atomic.write_bytes(os.path.join(out_dir, FIGURE_PNG),
-                     figure(base, reports, trained, baselines, seeds[0], folds[0]))
+                     figure(base, reports, trained, baselines, first.seed, first.fold))
   return rows
 
 
@@ -156,9 +227,10 @@ def aggregate(reports: dict, trained, baselines, seeds) -> list[dict]:
   for method in trained + baselines:
     params = next((r["parameters"][r["model"]] for j, r in reports.items()
                    if j.method == method), None)
-    per_seed = [subject_rows(reports, method, trained, seed) for seed in seeds]
+    per_seed = [rows for rows in (subject_rows(reports, method, trained, seed) for seed in seeds)
+                if rows]
     row = {"method": method, "label": ROWS[method][0], "parameters": params,
-           "n_seeds": len(seeds)}
+           "n_seeds": len(per_seed)}
     for metric in evaluation.metric_keys(per_seed[0]):
       values = [evaluation.overall(subjects)[metric] for subjects in per_seed]
       values = [v for v in values if v is not None]
@@ -303,7 +375,7 @@ def figure(base, reports, trained, baselines, seed, fold) -> bytes:
   grid = []
   for r in picks:
     panels = {"ground truth": heldout.spectrograms[r, window].astype(np.float32)}
-    panels |= {ROWS[m][0]: predictions[m][r] for m in trained + baselines}
+    panels |= {ROWS[m][0]: predictions[m][r] for m in trained + baselines if m in predictions}
     grid.append((f"{heldout.subject_ids[r]} ('{heldout.words[r]}'), window {window}, fold {fold},"
                  f" seed {seed}", panels))
   return plots.spectrogram_grid_png(grid, data.params)
