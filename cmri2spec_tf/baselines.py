@@ -44,6 +44,17 @@ def nearest_neighbour(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
   return train.spectrograms[picks].astype(np.float32).mean(axis=1)
 
 
+def word_mean_predictions(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
+  """[R, 64, 64]: the mean training window of each held-out recording's own word (the mean
+  window for a word no training recording has). Not a method (it is told the word): the level
+  a model that recognised only the word would reach (probes.py)."""
+  words = np.asarray(train.words)
+  means = {w: train.spectrograms[words == w].astype(np.float32).mean(axis=(0, 1))
+           for w in set(train.words)}
+  fallback = mean_window(train)
+  return np.stack([means.get(w, fallback) for w in heldout.words])
+
+
 def predictions(train: ArrayDataset, heldout: ArrayDataset) -> dict[str, np.ndarray]:
   """{name: [R, 64, 64]} of every baseline."""
   return {"mean": mean_spectrogram(train, heldout),

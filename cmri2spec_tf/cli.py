@@ -1,7 +1,7 @@
 """How a command is made: the one convention every command module follows.
 
 A command module (train, evaluate, ablation, export, predict, serve_request, bench, phantom,
-check_data, index, segment, vocoder) holds only `define_flags()`, `main(argv)` and `entry()`; its work is done by a
+check_data, index, segment, vocoder, probe) holds only `define_flags()`, `main(argv)` and `entry()`; its work is done by a
 library module (the README's "Code map"). `entry()` is both `python -m cmri2spec_tf.NAME` and the console script
 `cmri2spec-NAME`: it sets the process's environment defaults, defines the flags, and runs main
 under absl. Command modules import nothing heavy at the top, so that those defaults are in place

@@ -9,7 +9,8 @@ baselines, then per-subject rows, then the speech metrics (STOI, ESTOI, MCD, MCD
 each method's sound through Griffin-Lim and the --vocoder, beside the ceiling (the true
 spectrogram through the same vocoder); writes the run's evaluation report, per-subject CSV,
 predictions and listening report (evaluation.json, evaluation.csv, predictions.npz,
-report.html). The data folder, fold and split default to those the run was trained with.
+report.html) and, for the paper's model, latent.png (its latent space: `probe` says more).
+The data folder, fold and split default to those the run was trained with.
 """
 
 from absl import flags

@@ -199,6 +199,10 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
     report["ceiling"] = _scored(speech[CEILING])
   csv_methods = per_method | ({CEILING: speech[CEILING]} if windows else {})
   runs.write_evaluation(model_dir, report, to_csv(csv_methods), heldout.subject_ids, predictions)
+  from cmri2spec_tf import probes
+
+  probes.latent_view_of_run(model_dir, run.trainer, train, heldout, data_dir or config.data_dir,
+                            f"{config.model} fold {config.fold}, epoch {run.epoch}")
   if report_html:
     from cmri2spec_tf import listening
 

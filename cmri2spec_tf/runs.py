@@ -50,6 +50,7 @@ CHECKPOINTS, STATE_JSON = "checkpoints", "state.json"
 BEST_WEIGHTS, BEST_JSON = "best.weights.h5", "best.json"
 LOGS, SUMMARY_JSON, TRANSLATOR_KERAS = "logs", "summary.json", "translator.keras"
 REPORT_HTML = "report.html"  # the listening report (listening.py)
+PROBES_JSON, LATENT_PNG = "probes.json", "latent.png"  # what the model learns (probes.py)
 EVALUATION_JSON, EVALUATION_CSV, PREDICTIONS_NPZ = ("evaluation.json", "evaluation.csv",
                                                     "predictions.npz")
 WEIGHTS_CHOICES = ("best", "last")

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO
 
 COMMANDS = ("train", "evaluate", "ablation", "export", "predict", "bench", "phantom",
-            "check-data", "serve-request", "segment", "index", "vocoder")
+            "check-data", "serve-request", "segment", "index", "vocoder", "probe")
 
 
 @pytest.fixture(scope="module")

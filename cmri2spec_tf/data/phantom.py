@@ -1,4 +1,5 @@
-"""A physically coupled speech-MRI phantom (docs/method.md "The phantom").
+"""A physically coupled speech-MRI phantom (docs/method.md "The phantom"). Besides the series,
+the audio and manifest.csv it writes subjects.csv, every subject's factors (data/factors.py).
 
 One articulatory trajectory per subject drives both modalities:
 - Articulators (jaw opening, tongue body height and backness, tongue tip elevation, lip
@@ -28,6 +29,8 @@ import soundfile
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 from scipy import ndimage, signal
+
+from cmri2spec_tf.data import factors
 
 SAMPLE_RATE = 22050
 N_FRAMES = 26
@@ -70,6 +73,11 @@ class Subject:
   n_samples: int
   noise_dbfs: float
   peak: float
+
+
+def stressed_vowel_index(word: str) -> int:
+  """The segment of the word's stressed vowel (/i/ of ageese, /u/ of asouk)."""
+  return next(i for i, seg in enumerate(_WORDS[word]) if seg[0] in ("i", "u"))
 
 
 def make_subject(subject_id: str, word: str, rng: np.random.Generator) -> Subject:
@@ -334,6 +342,7 @@ def generate(out_dir: str, n_ageese: int = 43, n_asouk: int = 20, seed: int = 0,
   os.makedirs(out_dir, exist_ok=True)
   subjects = run_subjects(generate_subject, out_dir, plan, seed, workers)
   _write_manifest(out_dir, subjects)
+  factors.write_factors(out_dir, [factors.phantom_row(s) for s in subjects])
   return subjects
 
 

@@ -10,6 +10,7 @@ tracks that drive the audio. Written per subject:
   subjects/<id>/<id>_take.wav   the same sound, 16-bit PCM at 22,050 Hz
   alignments/<id>_take.TextGrid a "words" tier with the three words (and empty pauses)
   recordings.csv                subject_id, word (the three words joined by +), mri, audio
+  subjects.csv                  each subject's factors (data/factors.py), timing left out
 
 so that `segment --manifest=recordings.csv --alignments=alignments` cuts it into words, and the
 whole real-time path (video -> segments -> check_data -> train -> evaluate) runs on it.
@@ -25,7 +26,7 @@ import numpy as np
 import soundfile
 
 from cmri2spec_tf import atomic
-from cmri2spec_tf.data import phantom
+from cmri2spec_tf.data import factors, phantom
 
 FPS = 50
 PAUSE_S = 0.3
@@ -39,7 +40,8 @@ def words_of(main_word: str) -> list[str]:
 
 
 def record_subject(index: int, subject_id: str, main_word: str, seed: int):
-  """(waveform, uint8 frames [T, 128, 128], [(word, start_s, end_s)]) of one subject's take."""
+  """(waveform, uint8 frames [T, 128, 128], [(word, start_s, end_s)], speaker) of one subject's
+  take (speaker: the phantom.Subject whose traits every word shares)."""
   rng = np.random.default_rng([seed, index, 1])
   speaker = phantom.make_subject(subject_id, main_word, rng)
   traits = {k: getattr(speaker, k) for k in ("f0_hz", "vocal_tract_cm", "anatomy_scale",
@@ -57,7 +59,7 @@ def record_subject(index: int, subject_id: str, main_word: str, seed: int):
   articulators = _articulators_at(times, words)
   frames = phantom.render_articulators(speaker, articulators, rng)
   intervals = [(u.word, start, start + u.n_samples / phantom.SAMPLE_RATE) for u, start in words]
-  return waveform, np.round(frames / 16).astype(np.uint8), intervals
+  return waveform, np.round(frames / 16).astype(np.uint8), intervals, speaker
 
 
 def _articulators_at(times: np.ndarray, words) -> np.ndarray:
@@ -111,9 +113,9 @@ def write_textgrid(path: str, intervals, duration: float) -> None:
     grid.save(tmp, format="long_textgrid", includeBlankSpaces=True)
 
 
-def generate_subject(out_dir: str, index: int, subject_id: str, word: str, seed: int) -> str:
-  """Writes one subject's take (video, wav, TextGrid); returns its manifest row."""
-  waveform, frames, intervals = record_subject(index, subject_id, word, seed)
+def generate_subject(out_dir: str, index: int, subject_id: str, word: str, seed: int):
+  """Writes one subject's take (video, wav, TextGrid); returns (its manifest row, its factors)."""
+  waveform, frames, intervals, speaker = record_subject(index, subject_id, word, seed)
   name = TAKE.format(subject_id)
   folder = os.path.join(out_dir, "subjects", subject_id)
   os.makedirs(folder, exist_ok=True)
@@ -123,7 +125,8 @@ def generate_subject(out_dir: str, index: int, subject_id: str, word: str, seed:
   write_textgrid(os.path.join(out_dir, "alignments", name + ".TextGrid"), intervals,
                  len(waveform) / phantom.SAMPLE_RATE)
   words = "+".join(w for w, _, _ in intervals)
-  return f"{subject_id},{words},subjects/{subject_id}/{name}.mp4,subjects/{subject_id}/{name}.wav\n"
+  row = f"{subject_id},{words},subjects/{subject_id}/{name}.mp4,subjects/{subject_id}/{name}.wav\n"
+  return row, factors.phantom_row(speaker, with_timing=False) | {"word": words}
 
 
 def generate(out_dir: str, n_ageese: int, n_asouk: int, seed: int = 0, workers: int = 1) -> int:
@@ -131,7 +134,8 @@ def generate(out_dir: str, n_ageese: int, n_asouk: int, seed: int = 0, workers: 
   plan = phantom.subject_plan(n_ageese, n_asouk)
   if not plan:
     raise ValueError("the phantom needs at least one subject")
-  rows = phantom.run_subjects(generate_subject, out_dir, plan, seed, workers)
+  results = phantom.run_subjects(generate_subject, out_dir, plan, seed, workers)
   atomic.write_text(os.path.join(out_dir, "recordings.csv"),
-                    "subject_id,word,mri,audio\n" + "".join(rows))
-  return len(rows)
+                    "subject_id,word,mri,audio\n" + "".join(row for row, _ in results))
+  factors.write_factors(out_dir, [subject for _, subject in results])
+  return len(results)
