@@ -18,17 +18,18 @@ class HeldOutImages(keras.callbacks.Callback):
   `audio_every` epochs their predicted and true sound (the mel spectrograms through `vocoder`,
   Griffin-Lim by default) and, given the examples' own audio (`references`), the speech
   metrics of the predicted sound against it (heldout_speech/stoi, estoi, mcd, pesq: means over
-  the examples). Epoch 1 always gets both. Own writer under `log_dir` (not shared with Keras's
-  TensorBoard)."""
+  the examples). With `latent` (probes.LatentInputs: every recording's MRI, words, colours) and a
+  model with an encoder, the images epochs also get latent/pca (probes.latent_png). Epoch 1
+  always gets everything. Own writer under `log_dir` (not shared with Keras's TensorBoard)."""
 
   def __init__(self, log_dir: str, mri: np.ndarray, spectrograms: np.ndarray, names: list[str],
                params: SpecParams, every: int = 1, audio_every: int = 5, vocoder=None,
-               references: np.ndarray | None = None):
+               references: np.ndarray | None = None, latent=None):
     super().__init__()
     self.mri, self.spectrograms, self.names = mri, spectrograms, names
     self.spec_params, self.every, self.audio_every = params, max(1, every), max(1, audio_every)
     self.vocoder = vocoder or vocoders.GriffinLim(params)
-    self.references = references
+    self.references, self.latent = references, latent
     self.writer = tf.summary.create_file_writer(log_dir)
 
   def on_epoch_end(self, epoch, logs=None):
@@ -41,6 +42,8 @@ class HeldOutImages(keras.callbacks.Callback):
       if images:
         tf.summary.image("heldout/truth_prediction_error", self._images(predictions),
                          max_outputs=len(self.names))
+        if self.latent is not None and getattr(self.model, "encoder", None) is not None:
+          tf.summary.image("latent/pca", self._latent_image(step))
       if sound:
         predicted = self._sounds(predictions)
         write_audio("heldout/audio_prediction", predicted, self.spec_params)
@@ -61,6 +64,14 @@ class HeldOutImages(keras.callbacks.Callback):
     for metric, value in scores.items():
       if value is not None:
         tf.summary.scalar(f"heldout_speech/{metric}", value)
+
+  def _latent_image(self, step: int) -> tf.Tensor:
+    from cmri2spec_tf import probes
+
+    latents = probes.encode(self.model.encoder, self.latent.mri)
+    png = probes.latent_png(latents, self.latent.words, self.latent.colours,
+                            self.latent.colour_name, f"epoch {step}: every recording")
+    return tf.cast(tf.io.decode_png(png, channels=3)[None], tf.float32) / 255.0
 
   def _images(self, predictions) -> tf.Tensor:
     pngs = []

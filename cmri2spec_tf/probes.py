@@ -26,6 +26,8 @@ Lip2AudSpec has no latent split: its probes are skipped with that reason.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db
@@ -265,21 +267,38 @@ def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None
   return report
 
 
-def write_latent_view(model_dir: str, latents: dict, train, heldout, known: dict | None,
-                      title: str) -> None:
-  """latent.png of every recording of the fold: s coloured by F0 when the factors are known,
-  else by subject (its index in sorted order)."""
-  from cmri2spec_tf import atomic, runs
+@dataclasses.dataclass(frozen=True)
+class LatentInputs:
+  """What a latent picture shows: every recording's MRI, its word, its colour (F0 or subject)."""
 
-  everyone = {k: np.concatenate([latents["train"][k], latents["heldout"][k]]) for k in ("mu", "s")}
+  mri: np.ndarray
+  words: list[str]
+  colours: list[float]
+  colour_name: str
+
+
+def latent_inputs(train, heldout, known: dict | None) -> LatentInputs:
+  """Every recording of the fold, s coloured by F0 when the factors are known, else by subject
+  (its index in sorted order)."""
   subjects = train.subject_ids + heldout.subject_ids
   if known is not None and all(known.get(s, {}).get("f0_hz") is not None for s in subjects):
     colours, name = [known[s]["f0_hz"] for s in subjects], "F0 (Hz)"
   else:
     order = {s: i for i, s in enumerate(sorted(set(subjects)))}
-    colours, name = [order[s] for s in subjects], "subject"
+    colours, name = [float(order[s]) for s in subjects], "subject"
+  return LatentInputs(np.concatenate([train.mri, heldout.mri]), train.words + heldout.words,
+                      colours, name)
+
+
+def write_latent_view(model_dir: str, latents: dict, train, heldout, known: dict | None,
+                      title: str) -> None:
+  """latent.png of every recording of the fold (`latent_inputs`)."""
+  from cmri2spec_tf import atomic, runs
+
+  everyone = {k: np.concatenate([latents["train"][k], latents["heldout"][k]]) for k in ("mu", "s")}
+  inputs = latent_inputs(train, heldout, known)
   atomic.write_bytes(runs.path(model_dir, runs.LATENT_PNG),
-                     latent_png(everyone, train.words + heldout.words, colours, name,
+                     latent_png(everyone, inputs.words, inputs.colours, inputs.colour_name,
                                 f"{title}: every recording of the fold"))
 
 

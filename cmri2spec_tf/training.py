@@ -14,9 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cmri2spec_tf import baselines, callbacks, distribute, machine, precision, runs, vocoders
+from cmri2spec_tf import (baselines, callbacks, distribute, machine, precision, probes, runs,
+                          vocoders)
 from cmri2spec_tf.data import dataset as dataset_lib
-from cmri2spec_tf.data import pairs, phantom
+from cmri2spec_tf.data import factors, pairs, phantom
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.config import ConfigError, TrainConfig
 
@@ -145,7 +146,10 @@ def _fit(model, config, train, heldout, done, epoch_label=None):
                                                audio_every=config.audio_every,
                                                vocoder=vocoders.from_flag(config.vocoder,
                                                                           train.params),
-                                               references=example_audio(config, heldout, picks)),
+                                               references=example_audio(config, heldout, picks),
+                                               latent=probes.latent_inputs(
+                                                   train, heldout,
+                                                   factors.read_factors(config.data_dir))),
                        runs.EpochCheckpoint(config.model_dir),
                        keras.callbacks.TerminateOnNaN(), *lines])
 

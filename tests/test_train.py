@@ -55,7 +55,7 @@ def test_tensorboard_holds_losses_heldout_l1_learning_rates_and_images(smoke_run
   assert {"learning_rate/translator", "learning_rate/discriminator",
           "heldout/truth_prediction_error", "heldout/audio_prediction",
           "heldout/audio_truth", "heldout_speech/stoi", "heldout_speech/estoi",
-          "heldout_speech/mcd"} <= set(tags)
+          "heldout_speech/mcd", "latent/pca"} <= set(tags)
   stoi = float(tf.make_ndarray(heldout.Tensors("heldout_speech/stoi")[0].tensor_proto))
   mcd = float(tf.make_ndarray(heldout.Tensors("heldout_speech/mcd")[0].tensor_proto))
   assert 0 < stoi < 1 and mcd > 0  # the predicted sound against the examples' own audio
