@@ -141,16 +141,9 @@ def remote(url: str, params: SpecParams | None = None,
 def read_series(series: list[str]) -> np.ndarray:
   """float32 [N, 26, 128, 128]; raises DatasetProblems listing every unreadable series."""
   from cmri2spec_tf.data import sources
-  from cmri2spec_tf.data.problems import DataError, DatasetProblems
+  from cmri2spec_tf.data.problems import read_every
 
-  frames, problems = [], []
-  for path in series:
-    try:
-      frames.append(sources.read_mri(path).frames)
-    except DataError as e:
-      problems.append(e.problem)
-  if problems:
-    raise DatasetProblems(problems)
+  frames = read_every(series, lambda path: sources.read_mri(path).frames)
   return np.stack(frames) if frames else np.zeros((0, 26, 128, 128), np.float32)
 
 

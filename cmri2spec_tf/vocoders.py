@@ -138,26 +138,16 @@ class VocoderConfig:
 def training_audio(config: VocoderConfig, params: SpecParams) -> tuple[list[np.ndarray], list[str]]:
   """(waveforms, subjects): each distinct audio file of the fold's training subjects, once."""
   from cmri2spec_tf.data import audio, manifest, splits
-  from cmri2spec_tf.data.problems import DataError, DatasetProblems
+  from cmri2spec_tf.data.problems import DatasetProblems, read_every
 
   records, problems = manifest.read_manifest(config.data_dir)
   if problems:
     raise DatasetProblems(problems)
-  folds = splits.make_folds([r.subject_id for r in records], [r.word for r in records],
-                            config.split, config.split_seed)
-  if not 0 <= config.fold < len(folds):
-    raise ConfigError(f"--fold={config.fold}: split {config.split!r} of this dataset has "
-                      f"{len(folds)} folds (0-{len(folds) - 1})")
-  train = set(folds[config.fold].train)
+  fold = splits.select_fold([r.subject_id for r in records], [r.word for r in records],
+                            config.split, config.fold, config.split_seed)
+  train = set(fold.train)
   files = list(dict.fromkeys(r.audio for r in records if r.subject_id in train))
-  waveforms = []
-  for file in files:
-    try:
-      waveforms.append(audio.read_audio(file).waveform)
-    except DataError as e:
-      problems.append(e.problem)
-  if problems:
-    raise DatasetProblems(problems)
+  waveforms = read_every(files, lambda file: audio.read_audio(file).waveform)
   crop = (config.crop_frames - 1) * params.hop_length
   short = [f for f, w in zip(files, waveforms) if len(w) < crop]
   if len(short) == len(files):

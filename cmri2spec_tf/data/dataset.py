@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 
-from cmri2spec_tf.config import ConfigError
 from cmri2spec_tf.data import audio as audio_lib
 from cmri2spec_tf.data import cache as cache_lib
 from cmri2spec_tf.data import dicom, sources
@@ -62,11 +61,8 @@ class ArrayDataset:
   def fold(self, scheme: str, index: int, seed: int = 0):
     """(training, held-out) subsets of fold `index` of the split `scheme` ("loso" or a number
     of folds, data/splits.py); the folds depend on `seed` only, not on any training seed."""
-    folds = splits.make_folds(self.subject_ids, self.words, scheme, seed)
-    if not 0 <= index < len(folds):
-      raise ConfigError(f"--fold={index}: split {scheme!r} of this dataset has {len(folds)} "
-                        f"folds (0-{len(folds) - 1})")
-    return self.subset(folds[index].train), self.subset(folds[index].test)
+    fold = splits.select_fold(self.subject_ids, self.words, scheme, index, seed)
+    return self.subset(fold.train), self.subset(fold.test)
 
 
 def read_record(record: manifest_lib.Record, params: spectrogram.SpecParams):

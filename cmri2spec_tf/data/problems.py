@@ -36,6 +36,20 @@ class DatasetProblems(ValueError):
     super().__init__("\n".join(lines))
 
 
+def read_every(items, read) -> list:
+  """[read(item) for item in items], reading every item even after a failure; DatasetProblems
+  listing every item whose read raised DataError."""
+  results, problems = [], []
+  for item in items:
+    try:
+      results.append(read(item))
+    except DataError as e:
+      problems.append(e.problem)
+  if problems:
+    raise DatasetProblems(problems)
+  return results
+
+
 def not_found(path: str | os.PathLike, what: str) -> DataError:
   """The error for a file or folder that cannot be opened: missing, a dangling symbolic link, or
   a symbolic link loop."""

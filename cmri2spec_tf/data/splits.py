@@ -58,3 +58,12 @@ def make_folds(subject_ids, words, scheme: str, seed: int = 0) -> list[Fold]:
   except ValueError:
     raise ConfigError(f"--split={scheme}: must be 'loso' or a number of folds") from None
   return k_folds(subject_ids, words, k, seed)
+
+
+def select_fold(subject_ids, words, scheme: str, index: int, seed: int = 0) -> Fold:
+  """Fold `index` of `make_folds`; ConfigError naming the folds there are."""
+  folds = make_folds(subject_ids, words, scheme, seed)
+  if not 0 <= index < len(folds):
+    raise ConfigError(f"--fold={index}: split {scheme!r} of this dataset has {len(folds)} "
+                      f"folds (0-{len(folds) - 1})")
+  return folds[index]
