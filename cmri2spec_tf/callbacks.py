@@ -18,8 +18,8 @@ class HeldOutImages(keras.callbacks.Callback):
   `audio_every` epochs their predicted and true sound (the mel spectrograms through `vocoder`,
   Griffin-Lim by default) and, given the examples' own audio (`references`), the speech
   metrics of the predicted sound against it (heldout_speech/stoi, estoi, mcd, pesq: means over
-  the examples). With `latent` (probes.LatentInputs: every recording's MRI, words, colours) and a
-  model with an encoder, the images epochs also get latent/pca (probes.latent_png). Epoch 1
+  the examples). With `latent` (latents.LatentInputs: every recording's MRI, words, colours) and a
+  model with an encoder, the images epochs also get latent/pca (latents.latent_png). Epoch 1
   always gets everything. Own writer under `log_dir` (not shared with Keras's TensorBoard)."""
 
   def __init__(self, log_dir: str, mri: np.ndarray, spectrograms: np.ndarray, names: list[str],
@@ -66,10 +66,10 @@ class HeldOutImages(keras.callbacks.Callback):
         tf.summary.scalar(f"heldout_speech/{metric}", value)
 
   def _latent_image(self, step: int) -> tf.Tensor:
-    from cmri2spec_tf import probes
+    from cmri2spec_tf import latents as latents_lib
 
-    latents = probes.encode(self.model.encoder, self.latent.mri)
-    png = probes.latent_png(latents, self.latent.words, self.latent.colours,
+    latents = latents_lib.encode(self.model.encoder, self.latent.mri)
+    png = latents_lib.latent_png(latents, self.latent.words, self.latent.colours,
                             self.latent.colour_name, f"epoch {step}: every recording")
     return tf.cast(tf.io.decode_png(png, channels=3)[None], tf.float32) / 255.0
 

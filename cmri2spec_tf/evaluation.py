@@ -117,7 +117,7 @@ def _put(row: dict, vocoder_name: str, scores: list[dict]) -> None:
     row[f"{vocoder_name}_{metric}"] = value
 
 
-def predict_recordings(model, data: ArrayDataset, batch_size: int = 8) -> np.ndarray:
+def predict_recordings(model, data, batch_size: int = 8) -> np.ndarray:
   """[R, 64, 64]: the model's spectrogram for each recording's MRI (one forward pass each)."""
   predictions = [np.asarray(model.predict_on_batch(
       data.mri[i:i + batch_size].astype(np.float32)[..., None]), np.float32)
@@ -199,9 +199,9 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
     report["ceiling"] = _scored(speech[CEILING])
   csv_methods = per_method | ({CEILING: speech[CEILING]} if windows else {})
   runs.write_evaluation(model_dir, report, to_csv(csv_methods), heldout.subject_ids, predictions)
-  from cmri2spec_tf import probes
+  from cmri2spec_tf import latents
 
-  probes.latent_view_of_run(model_dir, run.trainer, train, heldout, data_dir or config.data_dir,
+  latents.latent_view_of_run(model_dir, run.trainer, train, heldout, data_dir or config.data_dir,
                             f"{config.model} fold {config.fold}, epoch {run.epoch}")
   if report_html:
     from cmri2spec_tf import listening

@@ -33,7 +33,7 @@ def main(argv):
   print(f"exported the translator of {FLAGS.model_dir} to {path}\n"
         f"  serving_default: mri float32 [batch, 26, 128, 128, 1] -> spectrogram [batch, 64, 64, 1]\n"
         f"  mel_db:          mri -> spectrogram, mel_db (dB)\n"
-        + (f"  waveform:        mri -> spectrogram, waveform float32 [batch, samples] at 22,050 Hz\n"
+        + ("  waveform:        mri -> spectrogram, waveform float32 [batch, samples] at 22,050 Hz\n"
            if FLAGS.vocoder else "") +
         f"  asset:           assets/{serving.SPEC_PARAMS_ASSET}")
 

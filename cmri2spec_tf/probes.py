@@ -18,15 +18,14 @@ little of the word. With the dataset's factors (data/factors.py; the phantom wri
   table gives mean absolute errors against the truth.
 - Reference levels of held-out L1: the mean training spectrogram, the word's mean training
   spectrogram (a model that knew only the word), each recording's own mean over its windows (a
-  model that knew the recording exactly, but predicts one spectrogram for its 100 windows).
+  model that knew the recording exactly, but predicts one spectrogram for its 100 windows);
+  and the model's L1 on its own training subjects (the same inference path), against overfitting.
 - latent.png: the first two principal components of mu coloured by word and of s coloured by F0
-  (by subject without factors).
+  (by subject without factors; latents.py).
 Lip2AudSpec has no latent split: its probes are skipped with that reason.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 
@@ -40,19 +39,6 @@ LOW_BAND_HZ = 1000.0
 
 
 # ------------------------------------------------------------------ probes
-def encode(encoder, mri: np.ndarray, batch_size: int = 8) -> dict[str, np.ndarray]:
-  """{"mu": [R, 224], "s": [R, 224]} of MRI [R, 26, 128, 128] through the encoder."""
-  from cmri2spec_tf.models.translator import split_latent
-
-  parts = {"mu": [], "s": []}
-  for i in range(0, len(mri), batch_size):
-    s, mu, _ = split_latent(encoder(mri[i:i + batch_size].astype(np.float32)[..., None],
-                                    training=False))
-    parts["mu"].append(np.asarray(mu, np.float32).reshape(len(mu), -1))
-    parts["s"].append(np.asarray(s, np.float32).reshape(len(s), -1))
-  return {k: np.concatenate(v) for k, v in parts.items()}
-
-
 def features(latents: dict[str, np.ndarray], part: str) -> np.ndarray:
   return np.concatenate([latents["mu"], latents["s"]], 1) if part == "both" else latents[part]
 
@@ -183,45 +169,14 @@ def reference_levels(train, heldout) -> dict:
           "recording_mean": l1(truth.mean(1))}
 
 
-def latent_png(latents: dict[str, np.ndarray], words: list[str], colour_values, colour_name,
-               title: str) -> bytes:
-  """Two panels: PCA of mu coloured by word, PCA of s coloured by `colour_values`."""
-  import io
-
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  from sklearn.decomposition import PCA
-
-  figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-  mu = PCA(2).fit_transform(latents["mu"])
-  for word in sorted(set(words)):
-    picks = [i for i, w in enumerate(words) if w == word]
-    axes[0].scatter(mu[picks, 0], mu[picks, 1], s=18, label=word)
-  axes[0].legend()
-  axes[0].set_title("mu (= w at inference), by word")
-  s = PCA(2).fit_transform(latents["s"])
-  points = axes[1].scatter(s[:, 0], s[:, 1], s=18, c=colour_values, cmap="viridis")
-  figure.colorbar(points, ax=axes[1], label=colour_name)
-  axes[1].set_title(f"s, by {colour_name}")
-  for axis in axes:
-    axis.set_xlabel("PC 1")
-    axis.set_ylabel("PC 2")
-  figure.suptitle(title)
-  figure.tight_layout()
-  out = io.BytesIO()
-  figure.savefig(out, format="png", dpi=90)
-  plt.close(figure)
-  return out.getvalue()
-
-
 # ------------------------------------------------------------------ a trained run
 def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None = None,
               weights: str = "last", verbose: bool = True) -> dict:
   """Probes, per-factor errors, reference levels and latent.png of a run on its fold; writes
   probes.json and latent.png in model_dir and returns the report. Probes are skipped (with the
   reason in the report) without factors or without a latent split."""
-  from cmri2spec_tf import atomic, baselines, evaluation, runs, vocoders
+  from cmri2spec_tf import baselines, evaluation, runs, vocoders
+  from cmri2spec_tf import latents as latents_lib
   from cmri2spec_tf.data import dataset as dataset_lib
   from cmri2spec_tf.data import factors as factors_lib
 
@@ -232,7 +187,9 @@ def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None
                                   verbose=verbose)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
   run = runs.load_trainer(model_dir, weights)
-  predictions = evaluation.predict_recordings(run.trainer.inference_model(), heldout)
+  translator = run.trainer.inference_model()
+  predictions = evaluation.predict_recordings(translator, heldout)
+  on_training = evaluation.predict_recordings(translator, train)
   truth = heldout.spectrograms[:, heldout.spectrograms.shape[1] // 2].astype(np.float32)
   word_mean = baselines.word_mean_predictions(train, heldout)
   vocoder = vocoders.GriffinLim(params)
@@ -244,6 +201,8 @@ def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None
             "heldout_l1": {"model": float(np.abs(heldout.spectrograms.astype(np.float32)
                                                  - predictions[:, None]).mean()),
                            **reference_levels(train, heldout)},
+            "training_l1": float(np.abs(train.spectrograms.astype(np.float32)
+                                        - on_training[:, None]).mean()),
             "factor_errors": {name: factor_errors(measured["truth"], measured[name])
                               for name in ("model", "word_mean")},
             "factors_measured": measured}
@@ -254,64 +213,17 @@ def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None
   elif encoder is None:
     report["probes_skipped"] = f"{config.model} has no latent split (no s and w to probe)"
   else:
-    latents = {side: encode(encoder, part.mri) for side, part in (("train", train),
+    latents = {side: latents_lib.encode(encoder, part.mri) for side, part in (("train", train),
                                                                   ("heldout", heldout))}
     values = {side: {name: [known.get(s, {}).get(name) for s in part.subject_ids]
                      for name in CONTINUOUS}
               for side, part in (("train", train), ("heldout", heldout))}
     report["probes"] = probe_table(latents["train"], train.words, values["train"],
                                    latents["heldout"], heldout.words, values["heldout"])
-    write_latent_view(model_dir, latents, train, heldout, known,
+    latents_lib.write_latent_view(model_dir, latents, train, heldout, known,
                       f"{config.model} fold {config.fold}, epoch {run.epoch}")
   runs.write_json(model_dir, runs.PROBES_JSON, report)
   return report
-
-
-@dataclasses.dataclass(frozen=True)
-class LatentInputs:
-  """What a latent picture shows: every recording's MRI, its word, its colour (F0 or subject)."""
-
-  mri: np.ndarray
-  words: list[str]
-  colours: list[float]
-  colour_name: str
-
-
-def latent_inputs(train, heldout, known: dict | None) -> LatentInputs:
-  """Every recording of the fold, s coloured by F0 when the factors are known, else by subject
-  (its index in sorted order)."""
-  subjects = train.subject_ids + heldout.subject_ids
-  if known is not None and all(known.get(s, {}).get("f0_hz") is not None for s in subjects):
-    colours, name = [known[s]["f0_hz"] for s in subjects], "F0 (Hz)"
-  else:
-    order = {s: i for i, s in enumerate(sorted(set(subjects)))}
-    colours, name = [float(order[s]) for s in subjects], "subject"
-  return LatentInputs(np.concatenate([train.mri, heldout.mri]), train.words + heldout.words,
-                      colours, name)
-
-
-def write_latent_view(model_dir: str, latents: dict, train, heldout, known: dict | None,
-                      title: str) -> None:
-  """latent.png of every recording of the fold (`latent_inputs`)."""
-  from cmri2spec_tf import atomic, runs
-
-  everyone = {k: np.concatenate([latents["train"][k], latents["heldout"][k]]) for k in ("mu", "s")}
-  inputs = latent_inputs(train, heldout, known)
-  atomic.write_bytes(runs.path(model_dir, runs.LATENT_PNG),
-                     latent_png(everyone, inputs.words, inputs.colours, inputs.colour_name,
-                                f"{title}: every recording of the fold"))
-
-
-def latent_view_of_run(model_dir: str, trainer, train, heldout, data_dir: str, title: str) -> bool:
-  """latent.png for a run whose trainer has an encoder (evaluate calls it); False without one."""
-  from cmri2spec_tf.data import factors as factors_lib
-
-  encoder = getattr(trainer, "encoder", None)
-  if encoder is None:
-    return False
-  latents = {"train": encode(encoder, train.mri), "heldout": encode(encoder, heldout.mri)}
-  write_latent_view(model_dir, latents, train, heldout, factors_lib.read_factors(data_dir), title)
-  return True
 
 
 def format_report(report: dict) -> str:
@@ -319,7 +231,8 @@ def format_report(report: dict) -> str:
   levels = report["heldout_l1"]
   lines = [f"{report['model']}, epoch {report['epoch']}, held-out: "
            f"{', '.join(report['heldout_subjects'])}",
-           "held-out L1: " + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in levels.items())]
+           "held-out L1: " + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in levels.items()),
+           f"the model on its training subjects (inference, w = mu): L1 {report['training_l1']:.4f}"]
   if "probes" in report:
     names = [n for n in CONTINUOUS if n in report["probes"]["mu"]]
     lines += ["", "probes (held-out; word: accuracy, chance "

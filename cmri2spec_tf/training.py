@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cmri2spec_tf import (baselines, callbacks, distribute, machine, precision, probes, runs,
+from cmri2spec_tf import (baselines, callbacks, distribute, latents, machine, precision, runs,
                           vocoders)
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data import factors, pairs, phantom
@@ -147,7 +147,7 @@ def _fit(model, config, train, heldout, done, epoch_label=None):
                                                vocoder=vocoders.from_flag(config.vocoder,
                                                                           train.params),
                                                references=example_audio(config, heldout, picks),
-                                               latent=probes.latent_inputs(
+                                               latent=latents.latent_inputs(
                                                    train, heldout,
                                                    factors.read_factors(config.data_dir))),
                        runs.EpochCheckpoint(config.model_dir),

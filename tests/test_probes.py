@@ -2,7 +2,6 @@
 the probe command."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -97,6 +96,7 @@ def test_probe_command_on_the_smoke_run_and_without_factors(smoke_run, tmp_path)
   assert {"word", "f0_hz", "vocal_tract_cm"} <= set(report["probes"]["mu"])
   levels = report["heldout_l1"]
   assert levels["recording_mean"] < levels["word_mean"] <= levels["mean_spectrogram"] + 1e-6
+  assert 0 < report["training_l1"] < 0.5
   assert set(report["factor_errors"]) == {"model", "word_mean"}
   assert (run / runs.LATENT_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert "probes (held-out" in result.stdout and "per-factor mean absolute error" in result.stdout

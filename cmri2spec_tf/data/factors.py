@@ -59,20 +59,3 @@ def _value(column: str, text: str | None):
   if text is None or text == "":
     return None
   return float(text) if column in NUMERIC else text
-
-
-def phantom_row(subject, with_timing: bool = True) -> dict:
-  """The factors of a phantom.Subject (timing left out for the rtMRI take, whose three words
-  each have their own)."""
-  from cmri2spec_tf.data import phantom
-
-  row = {"subject_id": subject.subject_id, "word": subject.word, "f0_hz": subject.f0_hz,
-         "vocal_tract_cm": subject.vocal_tract_cm, "anatomy_scale": subject.anatomy_scale,
-         "anatomy_shift_x_px": subject.anatomy_shift_px[0],
-         "anatomy_shift_y_px": subject.anatomy_shift_px[1], "noise_dbfs": subject.noise_dbfs}
-  if with_timing:
-    duration = subject.n_samples / phantom.SAMPLE_RATE
-    row |= {"duration_s": duration,
-            "vowel_s": duration * subject.durations[phantom.stressed_vowel_index(subject.word)],
-            "segment_fractions": ";".join(f"{d:.4f}" for d in subject.durations)}
-  return row

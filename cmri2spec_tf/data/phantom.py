@@ -325,6 +325,21 @@ def generate_subject(out_dir: str, index: int, subject_id: str, word: str, seed:
   return subject
 
 
+def factor_row(subject: Subject, with_timing: bool = True) -> dict:
+  """A subject's row of subjects.csv (data/factors.py); timing left out for the rtMRI take,
+  whose three words each have their own."""
+  row = {"subject_id": subject.subject_id, "word": subject.word, "f0_hz": subject.f0_hz,
+         "vocal_tract_cm": subject.vocal_tract_cm, "anatomy_scale": subject.anatomy_scale,
+         "anatomy_shift_x_px": subject.anatomy_shift_px[0],
+         "anatomy_shift_y_px": subject.anatomy_shift_px[1], "noise_dbfs": subject.noise_dbfs}
+  if with_timing:
+    duration = subject.n_samples / SAMPLE_RATE
+    row |= {"duration_s": duration,
+            "vowel_s": duration * subject.durations[stressed_vowel_index(subject.word)],
+            "segment_fractions": ";".join(f"{d:.4f}" for d in subject.durations)}
+  return row
+
+
 def subject_plan(n_ageese: int, n_asouk: int) -> list[tuple[str, str]]:
   """(subject_id, word) for every subject: the ageese speakers first."""
   total = n_ageese + n_asouk
@@ -342,7 +357,7 @@ def generate(out_dir: str, n_ageese: int = 43, n_asouk: int = 20, seed: int = 0,
   os.makedirs(out_dir, exist_ok=True)
   subjects = run_subjects(generate_subject, out_dir, plan, seed, workers)
   _write_manifest(out_dir, subjects)
-  factors.write_factors(out_dir, [factors.phantom_row(s) for s in subjects])
+  factors.write_factors(out_dir, [factor_row(s) for s in subjects])
   return subjects
 
 

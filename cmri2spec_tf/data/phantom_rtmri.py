@@ -126,7 +126,7 @@ def generate_subject(out_dir: str, index: int, subject_id: str, word: str, seed:
                  len(waveform) / phantom.SAMPLE_RATE)
   words = "+".join(w for w, _, _ in intervals)
   row = f"{subject_id},{words},subjects/{subject_id}/{name}.mp4,subjects/{subject_id}/{name}.wav\n"
-  return row, factors.phantom_row(speaker, with_timing=False) | {"word": words}
+  return row, phantom.factor_row(speaker, with_timing=False) | {"word": words}
 
 
 def generate(out_dir: str, n_ageese: int, n_asouk: int, seed: int = 0, workers: int = 1) -> int:
