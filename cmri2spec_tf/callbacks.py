@@ -34,6 +34,8 @@ class HeldOutImages(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     step = epoch + 1
+    if not all(np.isfinite(float(v)) for v in (logs or {}).values()):
+      return  # a diverged epoch: nothing to show (TerminateOnNaN stops the run)
     with self.writer.as_default(step=step):
       for name, optimizer in self.model.optimizers_by_name().items():
         tf.summary.scalar(f"learning_rate/{name}", _value(optimizer.learning_rate))
