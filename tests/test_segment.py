@@ -128,6 +128,11 @@ def test_the_rtmri_phantom_end_to_end(tmp_path):
   run("cmri2spec_tf.phantom", "--rtmri", f"--out_dir={data}", "--ageese=2", "--asouk=2",
       "--workers=1")
   assert len(list((data / "alignments").glob("*.TextGrid"))) == 4
+  from cmri2spec_tf.data import factors
+  known = factors.read_factors(str(data))  # the traits every word of a take shares, no timing
+  assert sorted(known) == ["S01", "S02", "S03", "S04"]
+  assert known["S01"]["word"] == "ageese+asouk+ageese" and 85 <= known["S01"]["f0_hz"] <= 250
+  assert known["S01"]["duration_s"] is None and known["S01"]["vocal_tract_cm"] > 0
   run("cmri2spec_tf.segment", f"--manifest={data}/recordings.csv",
       f"--alignments={data}/alignments", f"--out={data}/words.csv")
   assert len(_rows(data / "words.csv")) == 12  # three words each
@@ -140,3 +145,6 @@ def test_the_rtmri_phantom_end_to_end(tmp_path):
   recordings = report["methods"]["cmri2spec"]["recordings"]
   assert len(recordings) == 6 and "@" in recordings[0]["recording_id"]  # 2 subjects x 3 words
   assert all(0 < r["l1"] < 0.5 for r in recordings)
+  # the factors file lies beside recordings.csv, words.csv is in the same folder: probes run
+  probed = run("cmri2spec_tf.probe", f"--model_dir={tmp_path}/run")
+  assert "probes (held-out" in probed.stdout
