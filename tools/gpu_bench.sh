@@ -9,7 +9,8 @@
 #
 # Knobs (environment): STEPS (timed steps per round, 20), ROUNDS (3), REPEATS (40),
 # BATCHES (the batches tried for "largest that fits", "8 16 32 64 128 256"), TRAIN_PAIRS (pairs
-# of the short paper-config run, 3200 = 400 steps of 8), SKIP_INSTALL=1 to use the current env.
+# of the short paper-config run, 3200 = 400 steps of 8), PRECISIONS ("float32 mixed_float16
+# mixed_bfloat16"), JITS ("--nojit --jit"), SKIP_INSTALL=1 to use the current environment.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-gpu_bench_out}
@@ -18,6 +19,8 @@ PY=${PYTHON:-.venv/bin/python}
 STEPS=${STEPS:-20} ROUNDS=${ROUNDS:-3} REPEATS=${REPEATS:-40}
 BATCHES=${BATCHES:-"8 16 32 64 128 256"}
 TRAIN_PAIRS=${TRAIN_PAIRS:-3200}
+PRECISIONS=${PRECISIONS-"float32 mixed_float16 mixed_bfloat16"}
+JITS=${JITS-"--nojit --jit"}
 
 [ -n "${SKIP_INSTALL:-}" ] || make install-gpu 2>&1 | tee "$OUT/install.log"
 if command -v nvidia-smi >/dev/null; then
@@ -33,8 +36,8 @@ bench() {  # precision, jit flag, batch -> one JSON block; returns the bench's s
       --rounds="$ROUNDS" --repeats="$REPEATS" 2>>"$OUT/bench.stderr"
 }
 
-for precision in float32 mixed_float16 mixed_bfloat16; do
-  for jit in --nojit --jit; do
+for precision in $PRECISIONS; do
+  for jit in $JITS; do
     bench "$precision" "$jit" 8 | tee -a "$OUT/bench.jsonl"
     largest=""
     for batch in $BATCHES; do  # the largest batch that runs (an out-of-memory error ends it)
