@@ -68,19 +68,14 @@ def subject_scores(rows: list[dict]) -> list[dict]:
     by_subject.setdefault(row["subject_id"], []).append(row)
   keys = metric_keys(rows)
   return [{"subject_id": s, "word": "+".join(sorted({r["word"] for r in group})),
-           **{m: _mean([r[m] for r in group]) for m in keys}}
+           **{m: speech_metrics.mean_known([r[m] for r in group]) for m in keys}}
           for s, group in by_subject.items()]
 
 
 def overall(rows: list[dict]) -> dict:
   """Mean of each metric over the recordings."""
-  return {m: _mean([r[m] for r in rows]) for m in metric_keys(rows)} | {"n_recordings": len(rows)}
-
-
-def _mean(values) -> float | None:
-  """Mean leaving out Nones (PESQ without its package or without an utterance)."""
-  values = [v for v in values if v is not None]
-  return float(np.mean(values)) if values else None
+  return ({m: speech_metrics.mean_known([r[m] for r in rows]) for m in metric_keys(rows)}
+          | {"n_recordings": len(rows)})
 
 
 # ------------------------------------------------------------------ speech metrics

@@ -123,13 +123,16 @@ def audio_scores(reference: np.ndarray, estimate: np.ndarray, rate: int) -> dict
           "pesq": pesq_wideband(reference, estimate, rate)}
 
 
+def mean_known(values) -> float | None:
+  """Mean leaving out the Nones (PESQ without its package or without an utterance); None when
+  nothing is left."""
+  values = [v for v in values if v is not None]
+  return float(np.mean(values)) if values else None
+
+
 def mean_scores(rows: list[dict]) -> dict:
   """Mean of each metric over rows, leaving out the Nones (a metric None everywhere is None)."""
-  means = {}
-  for metric in AUDIO_METRICS:
-    values = [r[metric] for r in rows if r.get(metric) is not None]
-    means[metric] = float(np.mean(values)) if values else None
-  return means
+  return {metric: mean_known(r.get(metric) for r in rows) for metric in AUDIO_METRICS}
 
 
 def _same_length(reference: np.ndarray, estimate: np.ndarray):

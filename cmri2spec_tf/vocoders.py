@@ -25,18 +25,11 @@ import keras
 import numpy as np
 
 from cmri2spec_tf.config import ConfigError
-from cmri2spec_tf.data.spectrogram import (SPEC_SIZE, SpecParams, mel_power, normalize_power,
+from cmri2spec_tf.data.spectrogram import (SpecParams, samples_for, mel_power, normalize_power,
                                            waveform_from_normalized)
 
 VOCODER_KERAS, VOCODER_JSON = "vocoder.keras", "vocoder.json"
 GRIFFIN_LIM_ITERATIONS = 32
-
-
-def output_length(spectrogram: np.ndarray, params: SpecParams) -> int:
-  """Samples a spectrogram stands for: a [64, 64] window is window_samples; a recording's
-  [64, N] is (N - 1) x hop (frame j at sample j x hop)."""
-  frames = spectrogram.shape[-1]
-  return params.window_samples if frames == SPEC_SIZE else (frames - 1) * params.hop_length
 
 
 class GriffinLim:
@@ -48,10 +41,9 @@ class GriffinLim:
     self.params, self.n_iter = params, n_iter
 
   def __call__(self, spectrogram: np.ndarray) -> np.ndarray:
-    """[64, N] (or [64, 64, 1]) normalized -> float32 waveform of `output_length` samples."""
+    """[64, N] (or [64, 64, 1]) normalized -> float32 waveform of `samples_for` samples."""
     spectrogram = np.asarray(spectrogram, np.float32).reshape(self.params.n_mels, -1)
-    return waveform_from_normalized(spectrogram, self.params, n_iter=self.n_iter,
-                                    length=output_length(spectrogram, self.params))
+    return waveform_from_normalized(spectrogram, self.params, n_iter=self.n_iter)
 
   def many(self, spectrograms) -> list[np.ndarray]:
     return [self(s) for s in spectrograms]
@@ -73,10 +65,10 @@ class NeuralVocoder:
     return self.many(spectrogram[None])[0]
 
   def many(self, spectrograms) -> list[np.ndarray]:
-    """[K, 64, N] of equal width -> K waveforms of `output_length` samples, in one batch."""
+    """[K, 64, N] of equal width -> K waveforms of `samples_for` samples, in one batch."""
     batch = np.asarray(spectrograms, np.float32).reshape(len(spectrograms), self.params.n_mels, -1)
     waveforms = np.asarray(self.model.predict_on_batch(np.transpose(batch, (0, 2, 1))))
-    length = output_length(batch[0], self.params)
+    length = samples_for(batch[0], self.params)
     waveforms = np.pad(waveforms, ((0, 0), (0, max(0, length - waveforms.shape[1]))))
     return [w[:length].astype(np.float32) for w in waveforms]
 
@@ -155,14 +147,14 @@ def training_audio(config: VocoderConfig, params: SpecParams) -> tuple[list[np.n
   return waveforms, sorted(train)
 
 
-def augmented(waveforms: list[np.ndarray], speeds) -> list[np.ndarray]:
+def augmented(waveforms: list[np.ndarray], speeds, sample_rate: int) -> list[np.ndarray]:
   """Each recording played at each speed (resampled: a speed s scales F0, the formants and the
   tempo by s, as another speaker's voice would): a few dozen subjects' audio covers more voices,
   which is what a vocoder needs to generalize to subjects it never heard."""
   import librosa
 
-  return [w if speed == 1.0 else librosa.resample(w, orig_sr=SpecParams().sample_rate * speed,
-                                                  target_sr=SpecParams().sample_rate)
+  return [w if speed == 1.0 else librosa.resample(w, orig_sr=sample_rate * speed,
+                                                  target_sr=sample_rate)
           for w in waveforms for speed in speeds]
 
 
@@ -174,7 +166,7 @@ def crop_batches(waveforms: list[np.ndarray], params: SpecParams, config: Vocode
   waveform crop."""
   import tensorflow as tf
 
-  waveforms = augmented(waveforms, config.speeds)
+  waveforms = augmented(waveforms, config.speeds, params.sample_rate)
   mels = [normalize_power(mel_power(w, params), params).T for w in waveforms]
   usable = [i for i, m in enumerate(mels) if len(m) >= config.crop_frames]
   hop, frames = params.hop_length, config.crop_frames

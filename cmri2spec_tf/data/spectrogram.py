@@ -127,6 +127,13 @@ def targets_from_waveform(waveform: np.ndarray, params: SpecParams = SpecParams(
   return normalize_power(mel_power(sliding_windows(waveform, params, span), params), params)
 
 
+def samples_for(spectrogram: np.ndarray, params: SpecParams = SpecParams()) -> int:
+  """Samples a spectrogram stands for: a [64, 64] window is window_samples; a recording's
+  [64, N] is (N - 1) x hop_length (frame j at sample j x hop)."""
+  frames = spectrogram.shape[-1]
+  return params.window_samples if frames == SPEC_SIZE else (frames - 1) * params.hop_length
+
+
 def waveform_from_normalized(normalized: np.ndarray, params: SpecParams = SpecParams(),
                              n_iter: int = 64, seed: int = 0,
                              length: int | None = None) -> np.ndarray:
@@ -136,9 +143,7 @@ def waveform_from_normalized(normalized: np.ndarray, params: SpecParams = SpecPa
   magnitude = librosa.feature.inverse.mel_to_stft(
       normalized_to_power(spec, params), sr=params.sample_rate, n_fft=params.n_fft, power=2.0,
       fmin=params.fmin, fmax=params.fmax)
-  if length is None:
-    length = (params.window_samples if spec.shape[1] == SPEC_SIZE
-              else (spec.shape[1] - 1) * params.hop_length)
+  length = length or samples_for(spec, params)
   waveform = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=params.hop_length,
                                 n_fft=params.n_fft, length=length, random_state=seed)
   return waveform.astype(np.float32)
