@@ -22,7 +22,7 @@ $(STAMP): requirements.lock requirements-runtime.lock pyproject.toml
 # environment plus the CUDA libraries TensorFlow 2.21 needs, from PyPI (tensorflow[and-cuda]).
 install-gpu: $(STAMP)
 	$(BIN)/pip install -q --no-build-isolation -e ".[gpu]" -c requirements-runtime.lock
-	$(BIN)/python -c "from cmri2spec_tf import cli, machine; cli.set_environment_defaults(); print(machine.device_report())"
+	$(BIN)/python -c "from cmri2spec_tf import cli; from cmri2spec_tf.base import machine; cli.set_environment_defaults(); print(machine.device_report())"
 
 demo: $(STAMP)
 	test -f $(DEMO_DATA)/manifest.csv || $(BIN)/python -m cmri2spec_tf.phantom --out_dir=$(DEMO_DATA)

@@ -16,9 +16,10 @@ __all__ = ["load", "Translator", "__version__"]
 
 
 def __getattr__(name):
-  """`load` and `Translator` come from inference.py, imported (with TensorFlow) on first use."""
+  """`load` and `Translator` come from serving/inference.py, imported (with TensorFlow) on first
+  use."""
   if name in ("load", "Translator"):
-    from cmri2spec_tf import inference
+    from cmri2spec_tf.serving import inference
 
     return getattr(inference, name)
   raise AttributeError(f"module 'cmri2spec_tf' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """Trains and evaluates the rows of the paper's Table 2 over folds and seeds; writes the table.
-The work is study.py's.
+The work is experiments/study.py's.
 
   python -m cmri2spec_tf.ablation --flagfile=configs/ablation_demo.cfg
 
@@ -69,8 +69,8 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import study, training
-  from cmri2spec_tf.config import ConfigError
+  from cmri2spec_tf.experiments import study, training_run
+  from cmri2spec_tf.base.errors import ConfigError
   from cmri2spec_tf.data.problems import DatasetProblems
 
   base = cli.config_from_flags(model_dir=FLAGS.out_dir, fold=0, seed=0, model="cmri2spec",
@@ -98,7 +98,7 @@ def main(argv):
       study.run_jobs(base, mine, FLAGS.eval_weights, base.vocoder, FLAGS.audio_windows)
       print("done; when every task is done: the same command with --collect")
       return
-    training.prepare_data(base)
+    training_run.prepare_data(base)
     os.makedirs(FLAGS.out_dir, exist_ok=True)
     study.run_study(base, FLAGS.out_dir, FLAGS.methods, seeds, folds, FLAGS.eval_weights,
                     base.vocoder, FLAGS.audio_windows)
@@ -112,7 +112,7 @@ def main(argv):
 
 def _task():
   """(job, shard, num_shards) of this process's share, or None for the whole study."""
-  from cmri2spec_tf import study
+  from cmri2spec_tf.experiments import study
 
   if FLAGS.job is not None:
     return FLAGS.job, None, None
@@ -128,7 +128,7 @@ def _task():
 def _folds(base) -> list[int]:
   """--folds, or every fold of --split: counted from the manifest's subjects, or (with --phantom
   and no dataset yet) from the phantom's size."""
-  from cmri2spec_tf.config import ConfigError
+  from cmri2spec_tf.base.errors import ConfigError
   from cmri2spec_tf.data import manifest, splits
   from cmri2spec_tf.data.problems import DatasetProblems
 
@@ -152,7 +152,7 @@ def _folds(base) -> list[int]:
 
 
 def _collect(base, seeds, folds) -> None:
-  from cmri2spec_tf import study
+  from cmri2spec_tf.experiments import study
 
   _, missing = study.collect(base, FLAGS.out_dir, FLAGS.methods, seeds, folds,
                              FLAGS.eval_weights)
@@ -165,7 +165,7 @@ def _collect(base, seeds, folds) -> None:
 
 
 def _print_outputs() -> None:
-  from cmri2spec_tf import study
+  from cmri2spec_tf.experiments import study
 
   with open(os.path.join(FLAGS.out_dir, study.TABLE_MD)) as f:
     print("\n" + f.read())

@@ -1,5 +1,5 @@
 """Prints the performance figures as JSON lines; the work (and the list of figures) is
-benchmarks.py's.
+performance/benchmarks.py's.
 
   python -m cmri2spec_tf.bench [--precision=float32] [--batch=8] [--jit] [--steps=6] [--rounds=3]
 """
@@ -12,7 +12,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  from cmri2spec_tf.precision import PRECISIONS
+  from cmri2spec_tf.models.precision import PRECISIONS
 
   flags.DEFINE_enum("precision", "float32", PRECISIONS, "Keras dtype policy.")
   flags.DEFINE_integer("batch", 8, "Pairs per training step (2x examples).", lower_bound=1)
@@ -26,7 +26,7 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import benchmarks
+  from cmri2spec_tf.performance import benchmarks
 
   logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
   benchmarks.run(FLAGS.precision, FLAGS.batch, FLAGS.jit, FLAGS.steps, FLAGS.rounds,

@@ -38,7 +38,7 @@ CPU_ONLY_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 def set_environment_defaults() -> None:
   """Sets what a process entry sets before TensorFlow loads (never on `import cmri2spec_tf`)."""
-  from cmri2spec_tf import machine
+  from cmri2spec_tf.base import machine
 
   defaults = ENVIRONMENT_DEFAULTS | (CPU_ONLY_DEFAULTS if machine.nvidia_driver() is None else {})
   for name, value in defaults.items():
@@ -47,9 +47,9 @@ def set_environment_defaults() -> None:
 
 def start(define_flags, main, report_devices: bool = True) -> None:
   """Runs one command: environment defaults, its flags, then main under absl; commands that
-  compute with TensorFlow print the device report (machine.py) as their first line."""
-  from cmri2spec_tf import machine
-  from cmri2spec_tf.config import ConfigError
+  compute with TensorFlow print the device report (base/machine.py) as their first line."""
+  from cmri2spec_tf.base import machine
+  from cmri2spec_tf.base.errors import ConfigError
 
   set_environment_defaults()
   if report_devices:
@@ -127,8 +127,8 @@ def define_series_flags() -> None:
 # ------------------------------------------------------------------ training-run flags
 def define_training_flags(skip=()) -> None:
   """The flags of config.TrainConfig, except those named in `skip` (set per job by the caller)."""
-  from cmri2spec_tf.config import JIT_CHOICES, MODELS, STRATEGIES, TrainConfig
-  from cmri2spec_tf.precision import PRECISIONS
+  from cmri2spec_tf.training.config import JIT_CHOICES, MODELS, STRATEGIES, TrainConfig
+  from cmri2spec_tf.models.precision import PRECISIONS
 
   defaults = TrainConfig(data_dir="", model_dir="")
   define = {
@@ -255,7 +255,7 @@ def _register_training_validators(defined: set[str]) -> None:
 
 def config_from_flags(**overrides):
   """A config.TrainConfig from the training flags; `overrides` for those the caller sets itself."""
-  from cmri2spec_tf.config import TrainConfig
+  from cmri2spec_tf.training.config import TrainConfig
 
   return TrainConfig(**{f.name: overrides[f.name] if f.name in overrides else FLAGS[f.name].value
                         for f in dataclasses.fields(TrainConfig)})

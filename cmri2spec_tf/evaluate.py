@@ -1,5 +1,5 @@
 """Evaluates a trained run on the held-out subjects of its fold (paper Table 2's L1); the work is
-evaluation.py's.
+evaluation/evaluation.py's.
 
   python -m cmri2spec_tf.evaluate --model_dir=runs/demo [--data_dir=D] [--weights=last|best]
       [--vocoder=runs/vocoder] [--audio_windows=3]
@@ -35,7 +35,8 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import evaluation, runs
+  from cmri2spec_tf.evaluation import evaluation
+  from cmri2spec_tf.training import runs
   from cmri2spec_tf.data.problems import DataError, DatasetProblems
 
   try:

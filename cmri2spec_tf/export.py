@@ -1,4 +1,4 @@
-"""Exports a trained run's translator as a SavedModel for TF Serving; the work is serving.py's
+"""Exports a trained run's translator as a SavedModel for TF Serving; the work is savedmodel.py's
 (which documents the signatures).
 
   python -m cmri2spec_tf.export --model_dir=runs/demo --export_dir=serving/cmri2spec/1
@@ -23,11 +23,11 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import serving
+  from cmri2spec_tf.serving import savedmodel
 
   logging.set_verbosity(logging.WARNING)  # TF's SavedModel INFO lines
   try:
-    path = serving.export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.weights, FLAGS.vocoder)
+    path = savedmodel.export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.weights, FLAGS.vocoder)
   except OSError as e:  # an existing version, missing or unreadable files of the run
     cli.fail(f"error: {e}")
   print(f"exported the translator of {FLAGS.model_dir} to {path}\n"
@@ -35,7 +35,7 @@ def main(argv):
         f"  mel_db:          mri -> spectrogram, mel_db (dB)\n"
         + ("  waveform:        mri -> spectrogram, waveform float32 [batch, samples] at 22,050 Hz\n"
            if FLAGS.vocoder else "") +
-        f"  asset:           assets/{serving.SPEC_PARAMS_ASSET}")
+        f"  asset:           assets/{savedmodel.SPEC_PARAMS_ASSET}")
 
 
 def entry():

@@ -32,7 +32,7 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf.data import phantom, phantom_rtmri
+  from cmri2spec_tf.synthetic import phantom, phantom_rtmri
 
   start = time.perf_counter()
   if FLAGS.rtmri:

@@ -1,5 +1,5 @@
 """Translates cine MRI series into mel spectrograms, pictures and sound; the work is
-inference.py's.
+serving/inference.py's.
 
   python -m cmri2spec_tf.predict --model=runs/demo --mri=scans/S01/mri --out=out/S01
   python -m cmri2spec_tf.predict --model=serving/cmri2spec/1 --mri=scans/ --out=out/ --batch
@@ -46,7 +46,7 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import inference
+  from cmri2spec_tf.serving import inference
   from cmri2spec_tf.data.problems import DataError, DatasetProblems
 
   continuous = inference.Continuous(FLAGS.hop_s, FLAGS.clip_s, FLAGS.frame_rate)

@@ -1,5 +1,5 @@
 """What a trained run learns: latent probes, per-factor errors of its speech, a picture of its
-latent space; the work is probes.py's (which says how each is measured).
+latent space; the work is evaluation/probes.py's (which says how each is measured).
 
   python -m cmri2spec_tf.probe --model_dir=runs/demo [--data_dir=D] [--weights=last|best]
 
@@ -27,7 +27,8 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import probes, runs
+  from cmri2spec_tf.evaluation import probes
+  from cmri2spec_tf.training import runs
   from cmri2spec_tf.data.problems import DatasetProblems
 
   try:

@@ -1,5 +1,5 @@
 """Translates cine MRI series with a model served by TF Serving (its REST predict API) and writes
-the same files as `predict`; the work is inference.py's and serving.py's.
+the same files as `predict`; the work is serving/inference.py's and serving/savedmodel.py's.
 
   python -m cmri2spec_tf.serve_request --url=http://localhost:8501/v1/models/cmri2spec \\
       --mri=scans/S01/mri --out=out/S01 [--spec_params=serving/cmri2spec/1/assets/spec_params.json]
@@ -28,7 +28,7 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import inference
+  from cmri2spec_tf.serving import inference
   from cmri2spec_tf.data.problems import DatasetProblems
   from cmri2spec_tf.data.spectrogram import SpecParams
 

@@ -1,4 +1,4 @@
-"""Trains CMRI2SPEC on one fold of a dataset (paper Sec. 2-3); the work is training.py's.
+"""Trains CMRI2SPEC on one fold of a dataset (paper Sec. 2-3); the work is training_run.py's.
 
   python -m cmri2spec_tf.train --flagfile=configs/demo.cfg [--epochs=5 ...]
 
@@ -22,16 +22,16 @@ def define_flags():
 
 def main(argv):
   del argv
-  from cmri2spec_tf import training
+  from cmri2spec_tf.experiments import training_run
   from cmri2spec_tf.data.problems import DatasetProblems
 
   config = cli.config_from_flags()
   flags_text = cli.training_flags_text(f.name for f in dataclasses.fields(config))
   try:
-    training.run(config, flags_text)
+    training_run.run(config, flags_text)
   except DatasetProblems as e:
     cli.fail(f"refusing to train on {config.data_dir}:\n{e}")
-  except training.TrainingDiverged as e:
+  except training_run.TrainingDiverged as e:
     cli.fail(str(e))
   except KeyboardInterrupt:
     print("\ninterrupted; run the same command again to resume from the last finished epoch",

@@ -1,5 +1,5 @@
 """Trains the neural vocoder for the project's mel setting on a dataset's training subjects; the
-work is vocoders.py's (the generator is models/vocoder.py's).
+work is speech/vocoders.py's (the generator is models/vocoder.py's).
 
   python -m cmri2spec_tf.vocoder --data_dir=data/phantom --model_dir=runs/vocoder --split=8 --fold=0
   python -m cmri2spec_tf.vocoder --flagfile=configs/vocoder_smoke.cfg
@@ -18,7 +18,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-  from cmri2spec_tf.vocoders import VocoderConfig
+  from cmri2spec_tf.speech.vocoders import VocoderConfig
 
   defaults = VocoderConfig("", "")
   flags.DEFINE_string("data_dir", None, "Dataset folder (manifest.csv) or manifest file.",
@@ -58,7 +58,7 @@ def main(argv):
   del argv
   import dataclasses
 
-  from cmri2spec_tf import vocoders
+  from cmri2spec_tf.speech import vocoders
   from cmri2spec_tf.data.problems import DatasetProblems
 
   values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(vocoders.VocoderConfig)}

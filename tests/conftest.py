@@ -10,7 +10,7 @@ cli.set_environment_defaults()  # as every command does, before TensorFlow loads
 
 import pytest  # noqa: E402
 
-from cmri2spec_tf.data import phantom  # noqa: E402
+from cmri2spec_tf.synthetic import phantom  # noqa: E402
 
 PHANTOM_AGEESE, PHANTOM_ASOUK = 3, 2
 

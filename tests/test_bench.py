@@ -42,7 +42,7 @@ def test_bench_prints_every_figure():
 
 
 def test_paper_projection_uses_the_paper_config():
-  from cmri2spec_tf import benchmarks as bench
+  from cmri2spec_tf.performance import benchmarks as bench
 
   with open(f"{REPO}/configs/paper.cfg") as f:
     flags = dict(line.strip("-\n").partition("=")[::2] for line in f if line.startswith("--"))

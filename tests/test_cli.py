@@ -139,4 +139,4 @@ def test_only_precision_sets_the_dtype_policy():
   setters = sorted(os.path.relpath(os.path.join(d, f), package)
                    for d, _, files in os.walk(package) for f in files if f.endswith(".py")
                    and "set_dtype_policy(" in open(os.path.join(d, f)).read())
-  assert setters == ["precision.py"], setters
+  assert setters == ["models/precision.py"], setters

@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from cmri2spec_tf import study
-from cmri2spec_tf.config import ConfigError
+from cmri2spec_tf.experiments import study
+from cmri2spec_tf.base.errors import ConfigError
 from tests.conftest import REPO
 
 

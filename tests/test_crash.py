@@ -12,8 +12,8 @@ from unittest import mock
 
 import h5py
 
-from cmri2spec_tf import runs
-from cmri2spec_tf.trainer import build_trainer
+from cmri2spec_tf.training import runs
+from cmri2spec_tf.training.trainer import build_trainer
 from tests.conftest import REPO, smoke_command
 
 CRASH_RUN = os.path.join(REPO, "tests", "scripts", "crash_run.py")

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from cmri2spec_tf import distribute
+from cmri2spec_tf.training import distribute
 
 from .conftest import REPO, smoke_command
 

@@ -45,7 +45,7 @@ def test_serving_image_runs_as_non_root_with_a_healthcheck_and_a_mounted_export(
   assert re.search(r"^HEALTHCHECK .*\n\s+CMD .*127\.0\.0\.1/8501.*GET /v1/models/cmri2spec",
                    dockerfile, re.M)
   assert 'VOLUME ["/models/cmri2spec"]' in dockerfile and "COPY" not in dockerfile
-  assert "/v1/models/cmri2spec:predict" in open(os.path.join(REPO, "README.md")).read()
+  assert "/v1/models/cmri2spec:predict" in open(os.path.join(REPO, "docs", "serving.md")).read()
 
 
 def test_compose_runs_as_the_host_user_and_mounts_the_export():
@@ -53,7 +53,7 @@ def test_compose_runs_as_the_host_user_and_mounts_the_export():
   assert compose.count('user: "${HOST_UID:-1000}:${HOST_GID:-1000}"') == 3
   assert "../serving/cmri2spec:/models/cmri2spec:ro" in compose
   assert "mkdir -p data runs serving/cmri2spec" in compose  # the documented step
-  readme = open(os.path.join(REPO, "README.md")).read()
+  readme = open(os.path.join(REPO, "docs", "serving.md")).read()
   assert "mkdir -p data runs serving/cmri2spec" in readme and "HOST_UID" in readme
 
 

@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cmri2spec_tf import baselines, evaluation, runs, study
-from cmri2spec_tf.config import TrainConfig
+from cmri2spec_tf.evaluation import baselines, evaluation
+from cmri2spec_tf.training import runs
+from cmri2spec_tf.experiments import study
+from cmri2spec_tf.training.config import TrainConfig
 from cmri2spec_tf.data.dataset import ArrayDataset
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.models.lip2audspec import build_lip2audspec
 from cmri2spec_tf.models.translator import build_decoder, build_encoder
-from cmri2spec_tf.trainer import build_trainer
+from cmri2spec_tf.training.trainer import build_trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

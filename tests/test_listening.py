@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from cmri2spec_tf import runs, speech_metrics
+from cmri2spec_tf.training import runs
+from cmri2spec_tf.speech import speech_metrics
 from tests.conftest import REPO
 
 CHECK_MEDIA = """async () => {

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cmri2spec_tf import losses
+from cmri2spec_tf.training import losses
 from cmri2spec_tf.models import translator as translator_lib
 from cmri2spec_tf.models.discriminator import build_discriminator
-from cmri2spec_tf.trainer import build_trainer
+from cmri2spec_tf.training.trainer import build_trainer
 
 
 def _random_pairs(n_pairs=2, seed=0, same_word=1.0):

@@ -11,7 +11,7 @@ import scipy.signal
 import soundfile
 
 from cmri2spec_tf.data import dataset as dataset_lib
-from cmri2spec_tf.data import phantom
+from cmri2spec_tf.synthetic import phantom
 
 
 def test_files_are_real_dicom_and_wav(phantom_dir):

@@ -9,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from cmri2spec_tf import probes, runs
-from cmri2spec_tf.data import factors, phantom
+from cmri2spec_tf.evaluation import probes
+from cmri2spec_tf.training import runs
+from cmri2spec_tf.data import factors
+from cmri2spec_tf.synthetic import phantom
 from cmri2spec_tf.data.spectrogram import SpecParams, mel_power, normalize_power
 from tests.conftest import PHANTOM_AGEESE, PHANTOM_ASOUK, REPO
 

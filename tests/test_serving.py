@@ -45,7 +45,7 @@ def _phantom_series(run):
 
 
 def test_savedmodel_in_a_fresh_process_matches_keras(exported, tmp_path):
-  from cmri2spec_tf.runs import load_translator
+  from cmri2spec_tf.training.runs import load_translator
 
   run, export_dir = exported
   mri = dicom.read_cine(_phantom_series(run)).frames[None, ..., None]
@@ -263,12 +263,12 @@ def fake_tf_serving(exported):
 def test_serve_request_writes_what_predict_writes(exported, fake_tf_serving, tmp_path,
                                                   signature):
   import cmri2spec_tf
-  from cmri2spec_tf import serving
+  from cmri2spec_tf.serving import savedmodel
 
   run, export_dir = exported
   url, seen = fake_tf_serving
   series = _phantom_series(run)
-  body = serving.rest_request(dicom.read_cine(series).frames[None], signature)
+  body = savedmodel.rest_request(dicom.read_cine(series).frames[None], signature)
   assert json.loads(body)["signature_name"] == signature
   result = _run("-m", "cmri2spec_tf.serve_request", f"--url={url}", f"--mri={series}",
                 f"--out={tmp_path}/S01", f"--signature={signature}",

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from cmri2spec_tf import significance, study
-from cmri2spec_tf.config import TrainConfig
+from cmri2spec_tf.evaluation import significance
+from cmri2spec_tf.experiments import study
+from cmri2spec_tf.training.config import TrainConfig
 
 
 def test_a_consistent_difference_is_significant_with_the_exact_p():

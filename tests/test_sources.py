@@ -394,7 +394,7 @@ def test_continuous_synthesis_overlap_adds_clips_on_the_mel_timeline(tmp_path):
   window lands at its start's mel frame and overlaps are averaged (checked with a translator
   whose window is the clip's index)."""
   from cmri2spec_tf.data.spectrogram import SpecParams
-  from cmri2spec_tf.inference import Translator
+  from cmri2spec_tf.serving.inference import Translator
 
   params = SpecParams()
   np.save(tmp_path / "long.npy", _frames(t=250))  # 3.01 s at 83 fps

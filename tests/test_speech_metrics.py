@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cmri2spec_tf import speech_metrics
+from cmri2spec_tf.speech import speech_metrics
 
 RATE = 22050
 

@@ -67,12 +67,12 @@ def test_phantom_wav_decodes_identically(phantom_dir):
 
 EXPORT_WITH_THE_PROJECT_TF = """
 import sys, numpy as np, tensorflow as tf
-from cmri2spec_tf import serving
+from cmri2spec_tf.serving import savedmodel
 from cmri2spec_tf.data.spectrogram import SpecParams
-from cmri2spec_tf.trainer import build_trainer
+from cmri2spec_tf.training.trainer import build_trainer
 tf.keras.utils.set_random_seed(0)
 translator = build_trainer(gan=False).inference_model()
-serving.save(translator, SpecParams(), sys.argv[1])
+savedmodel.save(translator, SpecParams(), sys.argv[1])
 mri = np.random.default_rng(0).random((2, 26, 128, 128, 1), np.float32)
 np.savez(sys.argv[2], mri=mri, spectrogram=translator.predict_on_batch(mri), tf=tf.__version__)
 """

@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import plugin_event_accumulator
 
-from cmri2spec_tf.machine import cpu_flags
-from cmri2spec_tf.precision import slow_precision_note
-from cmri2spec_tf.training import weights_fingerprint
-from cmri2spec_tf.trainer import build_trainer
+from cmri2spec_tf.base.machine import cpu_flags
+from cmri2spec_tf.models.precision import slow_precision_note
+from cmri2spec_tf.experiments.training_run import weights_fingerprint
+from cmri2spec_tf.training.trainer import build_trainer
 from tests.conftest import REPO
 from tests.conftest import smoke_command as _command
 
@@ -114,10 +114,10 @@ def test_training_refuses_a_bad_dataset_before_starting(tmp_path, phantom_dir):
 
 
 def test_evaluate_writes_tables_that_match_per_example_evaluation(smoke_run):
-  from cmri2spec_tf import runs
+  from cmri2spec_tf.training import runs
   from cmri2spec_tf.data import dataset as dataset_lib
   from cmri2spec_tf.data import pairs
-  from cmri2spec_tf.runs import load_config
+  from cmri2spec_tf.training.runs import load_config
 
   run, _ = smoke_run
   result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={run}"],

@@ -12,7 +12,8 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from cmri2spec_tf import losses, vocoders
+from cmri2spec_tf.speech import losses
+from cmri2spec_tf.speech import vocoders
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.models.vocoder import ISTFTHead, build_vocoder
 from tests.conftest import REPO
@@ -156,9 +157,9 @@ np.savez(sys.argv[3], spectrogram=out["spectrogram"].numpy(), waveform=out["wave
 
 
 def test_export_with_a_vocoder_has_the_waveform_signature(smoke_run, smoke_vocoder, tmp_path):
-  from cmri2spec_tf import serving
+  from cmri2spec_tf.serving import savedmodel
   from cmri2spec_tf.data import dicom
-  from cmri2spec_tf.runs import load_translator
+  from cmri2spec_tf.training.runs import load_translator
 
   run, _ = smoke_run
   folder, _ = smoke_vocoder
@@ -185,8 +186,8 @@ def test_export_with_a_vocoder_has_the_waveform_signature(smoke_run, smoke_vocod
   assert np.allclose(out["waveform"], np.stack(expected), atol=1e-4)
   body = json.dumps({"predictions": [{"spectrogram": s.tolist(), "waveform": w.tolist()}
                                      for s, w in zip(out["spectrogram"], out["waveform"])]})
-  assert np.allclose(serving.rest_waveforms(body.encode()), out["waveform"])
-  assert json.loads(serving.rest_request(mri, "waveform"))["signature_name"] == "waveform"
+  assert np.allclose(savedmodel.rest_waveforms(body.encode()), out["waveform"])
+  assert json.loads(savedmodel.rest_request(mri, "waveform"))["signature_name"] == "waveform"
 
 
 def test_a_vocoder_of_other_spectrogram_parameters_is_refused(smoke_vocoder):

@@ -143,7 +143,7 @@ def segment_manifest(manifest: str, alignments: str, out: str, choice: Choice) -
   """Reads a manifest of long recordings and their alignments, writes `out` (atomically): a
   manifest of word segments in the same folder layout. Returns what it did: segments per word,
   subjects per word, rows without an alignment. DataError for what cannot work."""
-  from cmri2spec_tf import atomic
+  from cmri2spec_tf.base import atomic
 
   if not os.path.isfile(manifest):
     raise DataError(manifest, "manifest not found")

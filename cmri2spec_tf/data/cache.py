@@ -16,7 +16,7 @@ import os
 import numpy as np
 from absl import logging
 
-from cmri2spec_tf import atomic
+from cmri2spec_tf.base import atomic
 from cmri2spec_tf.data import dicom
 from cmri2spec_tf.data.manifest import split_hdf5
 from cmri2spec_tf.data.problems import DataError

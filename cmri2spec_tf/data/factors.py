@@ -1,6 +1,6 @@
 """What makes each subject of a dataset different, when it is known: `subjects.csv` beside the
 manifest. The phantom writes it (it knows every factor); a user's own data has none, and what
-needs it (probes.py) says so and skips.
+needs it (evaluation/probes.py) says so and skips.
 
 Columns (one row per subject; a value may be empty when it does not apply):
   subject_id, word       as in the manifest (the rtMRI phantom: its three words joined by +)
@@ -20,7 +20,7 @@ import csv
 import io
 import os
 
-from cmri2spec_tf import atomic
+from cmri2spec_tf.base import atomic
 
 FACTORS_CSV = "subjects.csv"
 COLUMNS = ("subject_id", "word", "f0_hz", "vocal_tract_cm", "anatomy_scale",

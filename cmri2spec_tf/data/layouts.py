@@ -119,7 +119,7 @@ READERS = {"usc75": usc75, "usctimit": usctimit, "frames_wav": frames_wav,
 
 def index(layout: str, root: str, out: str, frame_rate: float | None = None) -> list[dict]:
   """Writes the manifest of `root`'s recordings to `out` (atomically); returns its rows."""
-  from cmri2spec_tf import atomic
+  from cmri2spec_tf.base import atomic
 
   if layout not in READERS:
     raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")

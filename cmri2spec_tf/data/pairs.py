@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from cmri2spec_tf.config import ConfigError
+from cmri2spec_tf.base.errors import ConfigError
 from cmri2spec_tf.data.dataset import ArrayDataset
 
 PAIR_KEYS = ("mri_a", "spec_a", "mri_b", "spec_b", "same_word")

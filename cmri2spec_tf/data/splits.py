@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from cmri2spec_tf.config import ConfigError
+from cmri2spec_tf.base.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

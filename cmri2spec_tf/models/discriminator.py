@@ -13,7 +13,7 @@ fuses Conv2D + BiasAdd + LeakyRelu, finds LeakyReluGrad still reading the remove
 import keras
 
 from cmri2spec_tf.models.translator import SPEC_SHAPE
-from cmri2spec_tf.precision import dtype_policy
+from cmri2spec_tf.models.precision import dtype_policy
 
 FILTERS = (32, 64, 128)
 HIDDEN_UNITS = 128

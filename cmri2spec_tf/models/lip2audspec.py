@@ -20,7 +20,7 @@ from __future__ import annotations
 import keras
 
 from cmri2spec_tf.models.translator import MRI_SHAPE, SPEC_SHAPE, pooling_dtype
-from cmri2spec_tf.precision import dtype_policy
+from cmri2spec_tf.models.precision import dtype_policy
 
 TEMPORAL_WINDOW = 5
 CONV_FILTERS = (16, 32, 64, 64)

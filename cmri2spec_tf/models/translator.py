@@ -25,7 +25,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from cmri2spec_tf.precision import compute_dtype, dtype_policy
+from cmri2spec_tf.models.precision import compute_dtype, dtype_policy
 
 MRI_SHAPE = (26, 128, 128, 1)
 SPEC_SHAPE = (64, 64, 1)

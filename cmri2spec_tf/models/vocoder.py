@@ -27,7 +27,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from cmri2spec_tf import precision as precision_lib
+from cmri2spec_tf.models import precision as precision_lib
 from cmri2spec_tf.data.spectrogram import SpecParams
 
 MAX_LOG_MAGNITUDE = 8.0  # exp(8) ~ 3,000: above any STFT magnitude of audio in [-1, 1]

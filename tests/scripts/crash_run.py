@@ -14,7 +14,9 @@ import sys
 
 from absl import app
 
-from cmri2spec_tf import atomic, runs, train
+from cmri2spec_tf.base import atomic
+from cmri2spec_tf.training import runs
+from cmri2spec_tf import train
 
 POINTS = ("in_epoch_write", "before_state", "in_best_write")
 

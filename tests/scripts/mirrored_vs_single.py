@@ -16,7 +16,7 @@ tf.config.set_logical_device_configuration(CPU, [tf.config.LogicalDeviceConfigur
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cmri2spec_tf.trainer import build_trainer  # noqa: E402
+from cmri2spec_tf.training.trainer import build_trainer  # noqa: E402
 
 PAIRS_PER_STEP = 4
 

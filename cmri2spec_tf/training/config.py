@@ -13,11 +13,6 @@ JIT_CHOICES = {"auto": "auto", "on": True, "off": False}  # --jit values -> Kera
 STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies (distribute.py)
 
 
-class ConfigError(ValueError):
-  """A setting that cannot work with this data or machine (a fold the split does not have, a
-  batch that does not divide over the replicas, ...). Commands print it as one line and exit 2."""
-
-
 @dataclasses.dataclass
 class TrainConfig:
   """Everything that defines a run. Defaults are the paper's (Sec. 3.2)."""

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.audio import metadata as audio_metadata
 
-from cmri2spec_tf import plots, speech_metrics, vocoders
+from cmri2spec_tf.speech import plots, speech_metrics, vocoders
 from cmri2spec_tf.data.audio import wav_bytes
 from cmri2spec_tf.data.spectrogram import SpecParams
 
@@ -68,7 +68,7 @@ class HeldOutImages(keras.callbacks.Callback):
         tf.summary.scalar(f"heldout_speech/{metric}", value)
 
   def _latent_image(self, step: int) -> tf.Tensor:
-    from cmri2spec_tf import latents as latents_lib
+    from cmri2spec_tf.evaluation import latents as latents_lib
 
     latents = latents_lib.encode(self.model.encoder, self.latent.mri)
     png = latents_lib.latent_png(latents, self.latent.words, self.latent.colours,

@@ -24,8 +24,8 @@ import time
 import keras
 import numpy as np
 
-from cmri2spec_tf.config import ConfigError
-from cmri2spec_tf.data.spectrogram import (SpecParams, samples_for, mel_power, normalize_power,
+from cmri2spec_tf.base.errors import ConfigError
+from cmri2spec_tf.data.spectrogram import (SpecParams, mel_power, normalize_power, samples_for,
                                            waveform_from_normalized)
 
 VOCODER_KERAS, VOCODER_JSON = "vocoder.keras", "vocoder.json"
@@ -193,7 +193,7 @@ def vocoder_loss(params: SpecParams, mel_weight: float):
   import librosa
   import tensorflow as tf
 
-  from cmri2spec_tf import losses
+  from cmri2spec_tf.speech import losses
 
   mel_matrix = tf.constant(librosa.filters.mel(
       sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels, fmin=params.fmin,
@@ -210,7 +210,7 @@ def vocoder_loss(params: SpecParams, mel_weight: float):
 
 def train(config: VocoderConfig, params: SpecParams = SpecParams()) -> dict:
   """Trains (or goes on training) the vocoder in config.model_dir; returns its vocoder.json."""
-  from cmri2spec_tf import atomic
+  from cmri2spec_tf.base import atomic
   from cmri2spec_tf.models.vocoder import build_vocoder
 
   keras.utils.set_random_seed(config.seed)
@@ -262,14 +262,14 @@ class SaveVocoder(keras.callbacks.Callback):
 
 
 def save_model(model, folder: str) -> None:
-  from cmri2spec_tf import atomic
+  from cmri2spec_tf.base import atomic
 
   with atomic.atomic_path(os.path.join(folder, VOCODER_KERAS), suffix=".keras") as tmp:
     model.save(tmp)
 
 
 def save(model, info: dict, folder: str) -> None:
-  from cmri2spec_tf import atomic
+  from cmri2spec_tf.base import atomic
 
   save_model(model, folder)
   atomic.write_text(os.path.join(folder, VOCODER_JSON), json.dumps(info, indent=2) + "\n")

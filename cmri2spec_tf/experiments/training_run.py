@@ -1,7 +1,8 @@
 """One training run on one fold: data -> pairs -> trainer -> checkpoints, TensorBoard, summary.
 
 `train` maps its flags onto a `config.TrainConfig` and calls `run`; the ablation (study.py) does the
-same for each job. What the run writes and where is runs.py's; the trainer is trainer.py's.
+same for each job. What the run writes and where is training/runs.py's; the trainer is
+training/trainer.py's.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cmri2spec_tf import (baselines, callbacks, distribute, latents, machine, precision, runs,
-                          vocoders)
+from cmri2spec_tf.evaluation import baselines, latents
+from cmri2spec_tf.experiments import callbacks
+from cmri2spec_tf.training import distribute, runs
+from cmri2spec_tf.base import machine
+from cmri2spec_tf.models import precision
+from cmri2spec_tf.speech import vocoders
 from cmri2spec_tf.data import dataset as dataset_lib
-from cmri2spec_tf.data import factors, pairs, phantom
+from cmri2spec_tf.data import factors, pairs
+from cmri2spec_tf.synthetic import phantom
 from cmri2spec_tf.data.spectrogram import SpecParams
-from cmri2spec_tf.config import ConfigError, TrainConfig
+from cmri2spec_tf.base.errors import ConfigError
+from cmri2spec_tf.training.config import TrainConfig
 
 
 class TrainingDiverged(RuntimeError):

@@ -82,7 +82,8 @@ def latent_inputs(train, heldout, known: dict | None) -> LatentInputs:
 def write_latent_view(model_dir: str, latents: dict, train, heldout, known: dict | None,
                       title: str) -> None:
   """latent.png of every recording of the fold (`latent_inputs`)."""
-  from cmri2spec_tf import atomic, runs
+  from cmri2spec_tf.base import atomic
+  from cmri2spec_tf.training import runs
 
   everyone = {k: np.concatenate([latents["train"][k], latents["heldout"][k]]) for k in ("mu", "s")}
   inputs = latent_inputs(train, heldout, known)

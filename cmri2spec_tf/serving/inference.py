@@ -23,10 +23,10 @@ BATCH_SIZE = 8
 class Translator:
   """MRI -> normalized mel spectrograms [64, 64] (mel bins bottom-up x time), with the
   spectrogram parameters (`params`) of the data it was trained on, and the vocoder that
-  `to_audio` uses (vocoders.py: Griffin-Lim unless a neural vocoder is given)."""
+  `to_audio` uses (speech/vocoders.py: Griffin-Lim unless a neural vocoder is given)."""
 
   def __init__(self, translate, params: SpecParams, source: str, vocoder=None):
-    from cmri2spec_tf import vocoders
+    from cmri2spec_tf.speech import vocoders
 
     self._translate, self.params, self.source = translate, params, source
     self.vocoder = vocoder or vocoders.GriffinLim(params)
@@ -104,10 +104,12 @@ def load(path: str, weights: str = "best", vocoder: str | None = None) -> Transl
   """A Translator from a training run's model_dir (its `weights`: best or last epoch) or from an
   exported SavedModel version folder; `vocoder`: a vocoder folder for `to_audio` (Griffin-Lim
   when None)."""
-  from cmri2spec_tf import runs, serving, vocoders
+  from cmri2spec_tf.training import runs
+  from cmri2spec_tf.serving import savedmodel
+  from cmri2spec_tf.speech import vocoders
 
-  if serving.is_export(path):
-    translate, params = serving.load_export(path)
+  if savedmodel.is_export(path):
+    translate, params = savedmodel.load_export(path)
     return Translator(translate, params, path, vocoders.from_flag(vocoder, params))
   if os.path.exists(runs.path(path, runs.CONFIG_JSON)):
     translator, params, _ = runs.load_translator(path, weights)
@@ -119,9 +121,12 @@ def load(path: str, weights: str = "best", vocoder: str | None = None) -> Transl
 
 def load_params(path: str) -> SpecParams:
   """The spectrogram parameters of a run folder or an export, without loading the model."""
-  from cmri2spec_tf import runs, serving
+  from cmri2spec_tf.training import runs
+  from cmri2spec_tf.serving import savedmodel
 
-  return serving.export_params(path) if serving.is_export(path) else runs.load_spec_params(path)
+  if savedmodel.is_export(path):
+    return savedmodel.export_params(path)
+  return runs.load_spec_params(path)
 
 
 def remote(url: str, params: SpecParams | None = None,
@@ -129,11 +134,11 @@ def remote(url: str, params: SpecParams | None = None,
   """A Translator whose predictions come from TF Serving's REST API at `url`
   (http://HOST:8501/v1/models/NAME). `params`: the export's assets/spec_params.json (the
   package's defaults, the fixed normalization every run uses, when None)."""
-  from cmri2spec_tf import serving
+  from cmri2spec_tf.serving import savedmodel
 
   def translate(batch: np.ndarray) -> np.ndarray:
-    return serving.rest_predictions(serving.post_predict(url, serving.rest_request(batch,
-                                                                                  signature)))
+    request = savedmodel.rest_request(batch, signature)
+    return savedmodel.rest_predictions(savedmodel.post_predict(url, request))
 
   return Translator(translate, params or SpecParams(), url)
 
@@ -172,7 +177,8 @@ def write_outputs(model: Translator, prefix: str, spectrogram: np.ndarray, title
   recording's [64, N])."""
   import soundfile
 
-  from cmri2spec_tf import atomic, plots
+  from cmri2spec_tf.base import atomic
+  from cmri2spec_tf.speech import plots
 
   params = model.params
   with atomic.atomic_path(prefix + ".npy", suffix=".npy") as tmp:

@@ -19,7 +19,7 @@
   model_dir/evaluation.json, evaluation.csv,   the evaluation's report, per-subject rows and one
   model_dir/predictions.npz                    spectrogram per held-out recording and method
 
-Every file is written under a temporary name and renamed (atomic.py). Commands and libraries
+Every file is written under a temporary name and renamed (base/atomic.py). Commands and libraries
 read and write a run only through these functions; loading a finished run (`load_trainer`,
 `load_translator`) needs the models and this module, nothing of training or evaluation.
 
@@ -40,17 +40,18 @@ import keras
 import numpy as np
 from absl import logging
 
-from cmri2spec_tf import atomic
-from cmri2spec_tf.config import TrainConfig
+from cmri2spec_tf.base import atomic
+from cmri2spec_tf.training.config import TrainConfig
 from cmri2spec_tf.data.spectrogram import SpecParams
-from cmri2spec_tf.trainer import build_trainer
+from cmri2spec_tf.training.trainer import build_trainer
 
 FLAGS_TXT, CONFIG_JSON, SPEC_PARAMS_JSON = "flags.txt", "config.json", "spec_params.json"
 CHECKPOINTS, STATE_JSON = "checkpoints", "state.json"
 BEST_WEIGHTS, BEST_JSON = "best.weights.h5", "best.json"
 LOGS, SUMMARY_JSON, TRANSLATOR_KERAS = "logs", "summary.json", "translator.keras"
-REPORT_HTML = "report.html"  # the listening report (listening.py)
-PROBES_JSON, LATENT_PNG = "probes.json", "latent.png"  # what the model learns (probes.py)
+REPORT_HTML = "report.html"  # the listening report (evaluation/listening.py)
+# what the model learns (evaluation/probes.py)
+PROBES_JSON, LATENT_PNG = "probes.json", "latent.png"
 EVALUATION_JSON, EVALUATION_CSV, PREDICTIONS_NPZ = ("evaluation.json", "evaluation.csv",
                                                     "predictions.npz")
 WEIGHTS_CHOICES = ("best", "last")
@@ -121,7 +122,8 @@ def write_summary(model_dir: str, summary: dict) -> None:
 
 
 def tensorboard_dirs(model_dir: str) -> dict[str, str]:
-  """Keras's TensorBoard callback writes under "keras", our extras (callbacks.py) "heldout"."""
+  """Keras's TensorBoard callback writes under "keras", our extras (experiments/callbacks.py)
+  "heldout"."""
   logs = path(model_dir, LOGS)
   return {"keras": logs, "heldout": os.path.join(logs, "heldout")}
 

@@ -1,8 +1,8 @@
 """Numeric precision as a value: the Keras dtype policy a model is built under.
 
 A Keras layer takes its dtype policy when it is made, so the policy only matters while models
-are built. It is therefore never set for the whole process: the builders (models/, trainer.py)
-take `precision` as an argument and build inside `dtype_policy(precision)`, which restores the
+are built. It is therefore never set for the whole process: the builders (models/,
+training/trainer.py) take `precision` as an argument and build inside `dtype_policy(precision)`, which restores the
 previous policy on the way out. This is the one place that calls `keras.config.set_dtype_policy`.
 
   float32         everything in float32 (the default; the fastest choice on CPUs)

@@ -16,7 +16,7 @@ Signatures (`saved_model_cli show --dir E/1 --all` lists them):
                    input  mri          as above
                    outputs spectrogram as above, and
                            waveform    float32 [batch, window_samples], the spectrogram through
-                                       the neural vocoder (vocoders.py), mono at sample_rate
+                                       the neural vocoder (speech/vocoders.py), mono at sample_rate
                                        (22,050 Hz): 21,000 samples, the window the MRI spans
 The spectrogram parameters (sample rate, FFT, hop, mel bins, dB range) are stored as the asset
 `assets/spec_params.json`, so clients can turn the output back into sound without our code.
@@ -42,7 +42,7 @@ import urllib.request
 import numpy as np
 import tensorflow as tf
 
-from cmri2spec_tf import runs
+from cmri2spec_tf.training import runs
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.models.translator import MRI_SHAPE
 
@@ -115,7 +115,7 @@ def export(model_dir: str, export_dir: str, weights: str = "best",
            vocoder: str | None = None) -> str:
   """A run's translator in float32 (and the vocoder folder's generator: the `waveform`
   signature) -> export_dir (which must not exist yet); returns its path."""
-  from cmri2spec_tf import vocoders
+  from cmri2spec_tf.speech import vocoders
 
   translator, params, _ = runs.load_translator(model_dir, weights, precision="float32")
   generator = vocoders.from_flag(vocoder, params).model if vocoder else None

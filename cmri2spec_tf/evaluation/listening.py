@@ -17,7 +17,9 @@ import io
 
 import numpy as np
 
-from cmri2spec_tf import atomic, plots, runs, speech_metrics
+from cmri2spec_tf.base import atomic
+from cmri2spec_tf.speech import plots, speech_metrics
+from cmri2spec_tf.training import runs
 from cmri2spec_tf.data.audio import wav_bytes
 
 STRIP_FRAMES = 8

@@ -17,7 +17,8 @@ import os
 
 import tensorflow as tf
 
-from cmri2spec_tf.config import STRATEGIES, ConfigError
+from cmri2spec_tf.training.config import STRATEGIES
+from cmri2spec_tf.base.errors import ConfigError
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -27,9 +27,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from cmri2spec_tf import distribute, losses
-from cmri2spec_tf import precision as precision_lib
-from cmri2spec_tf.config import JIT_CHOICES, MODELS
+from cmri2spec_tf.training import distribute, losses
+from cmri2spec_tf.models import precision as precision_lib
+from cmri2spec_tf.training.config import JIT_CHOICES, MODELS
 from cmri2spec_tf.models.discriminator import build_discriminator
 from cmri2spec_tf.models.lip2audspec import OUTPUT_LAYER as LIP2AUDSPEC_OUTPUT
 from cmri2spec_tf.models.lip2audspec import build_lip2audspec
@@ -279,7 +279,7 @@ def build_trainer(*, model="cmri2spec", pair_disentangle=True, gan=True, beta=0.
                   seed=0, translator_lr=1e-3, discriminator_lr=1e-4, adam_beta_1=0.5,
                   jit="auto", precision="float32") -> PairTrainer:
   """Models of Table 1 (or the Lip2AudSpec baseline, which ignores pair_disentangle and gan),
-  compiled with the paper's Adam settings (Sec. 3.2), built under `precision` (precision.py).
+  compiled with the paper's Adam settings (Sec. 3.2), built under `precision` (models/precision.py).
 
   jit: "auto" (Keras's default: XLA on a single GPU, not on CPUs, under tf.distribute or with op
   determinism), "on" or "off".

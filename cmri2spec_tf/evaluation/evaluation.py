@@ -14,7 +14,8 @@ subject:file[@start-end] id), so segments of long recordings are scored one by o
 
 Baselines (baselines.py): the mean training spectrogram and the nearest neighbour by MRI.
 
-Speech metrics (speech_metrics.py: STOI, ESTOI, MCD, MCD-DTW, PESQ) score sound, not pictures:
+Speech metrics (speech/speech_metrics.py: STOI, ESTOI, MCD, MCD-DTW, PESQ) score sound, not
+pictures:
 for `audio_windows` windows of each held-out recording (evenly spaced, 3 by default), every
 method's spectrogram is turned into sound by each vocoder (Griffin-Lim, and the neural vocoder
 when one is given) and compared with the recording's own audio of that window, read again from
@@ -30,7 +31,9 @@ import os
 
 import numpy as np
 
-from cmri2spec_tf import baselines, runs, speech_metrics, vocoders
+from cmri2spec_tf.evaluation import baselines
+from cmri2spec_tf.training import runs
+from cmri2spec_tf.speech import speech_metrics, vocoders
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data.dataset import ArrayDataset
 from cmri2spec_tf.data.spectrogram import normalized_to_db
@@ -152,8 +155,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   `weights`: "last" (the final epoch: nothing was chosen by looking at the held-out subjects,
   the honest number) or "best" (the epoch with the lowest held-out L1 during training:
   optimistic, as that choice was made on the very subjects it is scored on).
-  `vocoder`: a vocoder folder (vocoders.py) scored beside Griffin-Lim; `audio_windows`: windows
-  per recording for the speech metrics (0: none). `report_html`: also write the listening
+  `vocoder`: a vocoder folder (speech/vocoders.py) scored beside Griffin-Lim; `audio_windows`:
+  windows per recording for the speech metrics (0: none). `report_html`: also write the listening
   report (listening.py).
 
   Writes the run's evaluation report, per-subject rows and predictions (one spectrogram per
@@ -194,12 +197,12 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
     report["ceiling"] = _scored(speech[CEILING])
   csv_methods = per_method | ({CEILING: speech[CEILING]} if windows else {})
   runs.write_evaluation(model_dir, report, to_csv(csv_methods), heldout.subject_ids, predictions)
-  from cmri2spec_tf import latents
+  from cmri2spec_tf.evaluation import latents
 
   latents.latent_view_of_run(model_dir, run.trainer, train, heldout, data_dir or config.data_dir,
                             f"{config.model} fold {config.fold}, epoch {run.epoch}")
   if report_html:
-    from cmri2spec_tf import listening
+    from cmri2spec_tf.evaluation import listening
 
     listening.write_report(model_dir, report, heldout, predictions, vocoder_list, windows,
                            references)

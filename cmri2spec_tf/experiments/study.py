@@ -7,9 +7,9 @@ Rows, top to bottom as in the paper, then two trivial baselines:
   ours_no_gan          + pairwise KL (PairDisen)
   ours                 + both: the full method
   mean                 the mean training spectrogram
-  nearest_neighbour    the training recording with the closest MRI (baselines.py)
+  nearest_neighbour    the training recording with the closest MRI (evaluation/baselines.py)
 
-Every trained row is `training.run` then `evaluation.evaluate_run` in
+Every trained row is `training_run.run` then `evaluation.evaluate_run` in
 out_dir/<row>/seed-<s>/fold-<f>; a job whose evaluation.json exists is done, and a job that was
 stopped resumes from its last epoch checkpoint, so the study resumes where it stopped. The
 baselines are scored by the same evaluation of each fold.
@@ -31,9 +31,14 @@ import time
 import keras
 import numpy as np
 
-from cmri2spec_tf import atomic, evaluation, plots, runs, significance, training
+from cmri2spec_tf.base import atomic
+from cmri2spec_tf.evaluation import evaluation, significance
+from cmri2spec_tf.speech import plots
+from cmri2spec_tf.training import runs
+from cmri2spec_tf.experiments import training_run
 from cmri2spec_tf.data import dataset as dataset_lib
-from cmri2spec_tf.config import ConfigError, TrainConfig
+from cmri2spec_tf.base.errors import ConfigError
+from cmri2spec_tf.training.config import TrainConfig
 
 ROWS = {
     "lip2audspec": ("Lip2AudSpec (re-implemented for MRI)",
@@ -94,7 +99,7 @@ def run_job(base: TrainConfig, job: Job, weights: str = "last", vocoder: str | N
   Prints one line per epoch."""
   report = job.report(weights)
   if report is None:
-    training.run(job_config(base, job),
+    training_run.run(job_config(base, job),
                  epoch_label=f"{job.method} seed {job.seed} fold {job.fold}")
     report = evaluation.evaluate_run(job.model_dir, weights=weights, verbose=False,
                                      vocoder=vocoder, audio_windows=audio_windows)
@@ -256,8 +261,8 @@ def reference_method(trained) -> str:
 
 
 def comparisons(reports: dict, trained, baselines, seeds) -> list[dict]:
-  """Paired tests (significance.py) of every other row against the reference row, per metric,
-  over the held-out subjects (per-subject means over seeds)."""
+  """Paired tests (evaluation/significance.py) of every other row against the reference row, per
+  metric, over the held-out subjects (per-subject means over seeds)."""
   reference = reference_method(trained)
   metrics = evaluation.metric_keys(subject_rows(reports, reference, trained, seeds[0]))
   out = []

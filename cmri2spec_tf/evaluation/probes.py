@@ -160,7 +160,7 @@ def factor_errors(truths: list[dict], estimates: list[dict]) -> dict:
 def reference_levels(train, heldout) -> dict:
   """Held-out L1 of: the mean training spectrogram, the word's mean training spectrogram, each
   recording's own mean over its windows."""
-  from cmri2spec_tf import baselines
+  from cmri2spec_tf.evaluation import baselines
 
   truth = heldout.spectrograms.astype(np.float32)
   l1 = lambda prediction: float(np.abs(truth - prediction[:, None]).mean())
@@ -175,8 +175,10 @@ def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None
   """Probes, per-factor errors, reference levels and latent.png of a run on its fold; writes
   probes.json and latent.png in model_dir and returns the report. Probes are skipped (with the
   reason in the report) without factors or without a latent split."""
-  from cmri2spec_tf import baselines, evaluation, runs, vocoders
-  from cmri2spec_tf import latents as latents_lib
+  from cmri2spec_tf.evaluation import baselines, evaluation
+  from cmri2spec_tf.training import runs
+  from cmri2spec_tf.speech import vocoders
+  from cmri2spec_tf.evaluation import latents as latents_lib
   from cmri2spec_tf.data import dataset as dataset_lib
   from cmri2spec_tf.data import factors as factors_lib
 

@@ -46,11 +46,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cmri2spec_tf import machine, serving
-from cmri2spec_tf.data import dataset, pairs, phantom
+from cmri2spec_tf.base import machine
+from cmri2spec_tf.serving import savedmodel
+from cmri2spec_tf.data import dataset, pairs
+from cmri2spec_tf.synthetic import phantom
 from cmri2spec_tf.data.spectrogram import SpecParams
-from cmri2spec_tf.config import TrainConfig
-from cmri2spec_tf.trainer import build_trainer
+from cmri2spec_tf.training.config import TrainConfig
+from cmri2spec_tf.training.trainer import build_trainer
 
 # configs/paper.cfg's run (tests/test_bench.py checks they agree): leave-one-subject-out over 63
 # subjects with 100 windows each, every training example once per epoch as a pair's first member.
@@ -212,7 +214,7 @@ def inference_ms(repeats: int, precision: str) -> dict:
   figures = _median_ms({"infer_ms_batch8": lambda: translator.predict_on_batch(x8)},
                        max(3, repeats // 4))
   with tempfile.TemporaryDirectory() as tmp:
-    export_dir = serving.save(translator, SpecParams(), os.path.join(tmp, "1"))
+    export_dir = savedmodel.save(translator, SpecParams(), os.path.join(tmp, "1"))
     signature = tf.saved_model.load(export_dir).signatures["serving_default"]
     x1_tensor = tf.constant(x1)
     figures.update(_median_ms(
@@ -226,7 +228,7 @@ def inference_ms(repeats: int, precision: str) -> dict:
 
 def vocoder_ms(repeats: int) -> dict:
   """Median ms to voice one second of audio: Griffin-Lim (32 iterations) and the vocoder."""
-  from cmri2spec_tf import vocoders
+  from cmri2spec_tf.speech import vocoders
   from cmri2spec_tf.data.spectrogram import mel_power, normalize_power
   from cmri2spec_tf.models.vocoder import build_vocoder
 

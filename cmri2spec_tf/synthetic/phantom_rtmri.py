@@ -25,8 +25,9 @@ from fractions import Fraction
 import numpy as np
 import soundfile
 
-from cmri2spec_tf import atomic
-from cmri2spec_tf.data import factors, phantom
+from cmri2spec_tf.base import atomic
+from cmri2spec_tf.data import factors
+from cmri2spec_tf.synthetic import phantom
 
 FPS = 50
 PAUSE_S = 0.3
