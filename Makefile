@@ -39,7 +39,7 @@ demo-rtmri: $(STAMP)
 	$(BIN)/python -m cmri2spec_tf.evaluate --model_dir=runs/rtmri_demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # The optional tensorflow-io extra in its own environment (TF 2.17.1): its tests must run, not skip.
 $(TFIO_STAMP): requirements-tfio.lock pyproject.toml

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Table 2 as a SLURM job array: one task per training job, one GPU each.
 #
-#   cmri2spec-ablation --flagfile=ablation_paper --list_jobs | wc -l     # 945 jobs: 0-944
+#   cmri2spec-ablation --flagfile=ablation_paper --data_dir=DATA --list_jobs | wc -l     # 945 jobs: 0-944
 #   sbatch cluster/slurm-ablation.sh                                     # the array
 #   sbatch --dependency=afterany:<array job id> --export=ALL,COLLECT=1 cluster/slurm-ablation.sh
 #                                                                        # then the table

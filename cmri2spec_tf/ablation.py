@@ -131,13 +131,14 @@ def _folds(base) -> list[int]:
   from cmri2spec_tf.base.errors import ConfigError
   from cmri2spec_tf.data import manifest, splits
   from cmri2spec_tf.data.problems import DatasetProblems
+  from cmri2spec_tf.experiments import training_run
 
   if os.path.exists(manifest.locate(base.data_dir)[1]):
     records, problems = manifest.read_manifest(base.data_dir)
     if problems:
       raise DatasetProblems(problems)
     subjects, words = [r.subject_id for r in records], [r.word for r in records]
-  elif base.phantom:
+  elif training_run.phantom_needed(base):  # a missing folder without --phantom: ConfigError
     subjects = [f"S{i}" for i in range(base.phantom_ageese + base.phantom_asouk)]
     words = ["ageese"] * base.phantom_ageese + ["asouk"] * base.phantom_asouk
   else:

@@ -3,6 +3,7 @@ phantom only when asked for, configs by name, --help, the device report, and the
 import leaving the process alone."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -88,6 +89,9 @@ def test_train_prints_the_device_report_first(tmp_path):
   if not os.path.exists("/proc/driver/nvidia/version"):
     assert "CPU only (no NVIDIA driver on this machine)" in first
     assert "failed call to cuInit" not in result.stderr  # replaced by the report
+    tf_log = [line for line in (result.stdout + result.stderr).splitlines()
+              if re.match(r"^[IWE]\d{4} ", line) or "absl::InitializeLog" in line]
+    assert tf_log == [], tf_log  # TensorFlow's loading lines, before absl's logging starts
 
 
 def test_ablation_help_lists_the_training_flags_it_passes_on():

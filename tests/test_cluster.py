@@ -60,7 +60,7 @@ def test_kubernetes_manifest_is_an_indexed_job_of_the_training_image():
 def test_the_launch_files_ask_for_as_many_tasks_as_the_paper_config_has_jobs():
   listed = subprocess.run(
       [sys.executable, "-m", "cmri2spec_tf.ablation", "--flagfile=ablation_paper", "--list_jobs",
-       "--data_dir=/nonexistent/phantom", "--out_dir=/tmp/unused"], cwd=REPO,
+       "--data_dir=/nonexistent/phantom", "--phantom", "--out_dir=/tmp/unused"], cwd=REPO,
       capture_output=True, text=True, timeout=120)
   assert listed.returncode == 0, listed.stderr[-2000:]
   ids = listed.stdout.split()

@@ -7,6 +7,8 @@ import os
 import re
 import tempfile
 
+from cmri2spec_tf.base import errors
+
 # ".<final name>.<8 random characters>.tmp<suffix>", as atomic_path names its temporaries
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp")
 
@@ -16,6 +18,8 @@ def atomic_path(final_path: str, suffix: str = ""):
   """Yields a temporary path in the same folder; renames it to final_path if the block succeeds.
 
   `suffix` lets writers that check extensions (Keras wants `.weights.h5`) accept the name.
+  A write the disk refuses (full, quota, size limit) raises errors.WriteFailed naming
+  final_path; the temporary file is removed and an existing final_path is left as it was.
   """
   folder = os.path.dirname(os.path.abspath(final_path))
   os.makedirs(folder, exist_ok=True)
@@ -26,9 +30,19 @@ def atomic_path(final_path: str, suffix: str = ""):
   try:
     yield tmp
     os.replace(tmp, final_path)
+  except Exception as e:
+    raise_if_disk_full(e, final_path)
+    raise
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def raise_if_disk_full(error: BaseException, final_path: str) -> None:
+  """errors.WriteFailed for `final_path` when `error` is a disk-full error; else nothing."""
+  code = errors.disk_full_code(error)
+  if code is not None and not isinstance(error, errors.WriteFailed):
+    raise errors.WriteFailed(final_path, code) from error
 
 
 def write_bytes(path: str, data: bytes) -> None:

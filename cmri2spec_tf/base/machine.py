@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 import sys
 import tempfile
 
@@ -13,6 +14,14 @@ NVIDIA_DRIVER_VERSION = "/proc/driver/nvidia/version"
 # TensorFlow's CUDA build probes the driver once per process; without one it logs this at error
 # level. Harmless on a CPU-only machine: the device report says "CPU only" instead.
 CUDA_PROBE_NOISE = "failed call to cuInit"
+# While TensorFlow loads, its C++ code logs before absl's logging is initialized, so
+# TF_CPP_MIN_LOG_LEVEL does not reach these lines: "WARNING: All log messages before
+# absl::InitializeLog() ...", then INFO lines (oneDNN on, "Could not find cuda drivers", the CPU
+# features, whose second line starts "To enable the following instructions"). On a machine
+# without an NVIDIA driver none of them concerns the user; the device report says it in words.
+TF_LOG_LINE = re.compile(r"^[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.-]+:\d+\] ")
+LOAD_NOISE = ("WARNING: All log messages before absl::InitializeLog() is called",
+              "To enable the following instructions:")
 
 
 def cpuinfo(field: str) -> str:
@@ -71,8 +80,9 @@ def nvidia_driver() -> str | None:
 @functools.lru_cache(maxsize=1)
 def probe_gpus() -> tuple[str, ...]:
   """GPU names, probing CUDA once per process; call it before anything else loads Keras or
-  TensorFlow's devices. Without an NVIDIA driver the probe's stderr is captured and passed on
-  without its one expected line; with a driver nothing is captured or hidden."""
+  TensorFlow's devices. Without an NVIDIA driver the probe's stderr (TensorFlow's loading
+  included) is captured and passed on without its expected lines (`cpu_only_noise`); with a
+  driver nothing is captured or hidden."""
   if nvidia_driver() is not None:
     return tuple(gpu_names())
   sys.stderr.flush()
@@ -86,8 +96,15 @@ def probe_gpus() -> tuple[str, ...]:
       os.close(saved)
       capture.seek(0)
       lines = capture.read().decode(errors="replace").splitlines()
-      sys.stderr.write("".join(line + "\n" for line in lines if CUDA_PROBE_NOISE not in line))
+      sys.stderr.write("".join(line + "\n" for line in lines if not cpu_only_noise(line)))
       sys.stderr.flush()
+
+
+def cpu_only_noise(line: str) -> bool:
+  """Whether a line TensorFlow printed while loading on a machine without an NVIDIA driver is one
+  of its expected INFO/WARNING lines or the driver probe's error line (shown nowhere else)."""
+  return (CUDA_PROBE_NOISE in line or bool(TF_LOG_LINE.match(line))
+          or line.startswith(LOAD_NOISE))
 
 
 def cpu_only_reason() -> str:

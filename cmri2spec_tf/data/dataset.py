@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from cmri2spec_tf.base.progress import Progress
 from cmri2spec_tf.data import audio as audio_lib
 from cmri2spec_tf.data import cache as cache_lib
 from cmri2spec_tf.data import dicom, sources
@@ -95,6 +96,7 @@ def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Spe
   if problems:
     raise DatasetProblems(problems)
   mri, targets, decoded = [], [], 0
+  progress = Progress("data", len(records)) if verbose else None
   for i, record in enumerate(records):
     try:
       arrays, was_decoded = _cached_record(record, params, cache_dir)
@@ -104,11 +106,10 @@ def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Spe
     decoded += was_decoded
     mri.append(arrays["mri"])
     targets.append(arrays["spectrograms"])
-    if verbose:
-      print(f"\rdata: {i + 1}/{len(records)} recordings ({decoded} decoded, "
-            f"{len(mri) - decoded} from cache)", end="", file=sys.stderr)
-  if verbose:
-    print(file=sys.stderr)
+    if progress:
+      progress.update(i + 1, f"recordings ({decoded} decoded, {len(mri) - decoded} from cache)")
+  if progress:
+    progress.close()
   if problems:
     raise DatasetProblems(problems)
   return ArrayDataset([r.subject_id for r in records], [r.word for r in records],

@@ -100,7 +100,7 @@ def run_job(base: TrainConfig, job: Job, weights: str = "last", vocoder: str | N
   report = job.report(weights)
   if report is None:
     training_run.run(job_config(base, job),
-                 epoch_label=f"{job.method} seed {job.seed} fold {job.fold}")
+                     epoch_label=f"{job.method} seed {job.seed} fold {job.fold}")
     report = evaluation.evaluate_run(job.model_dir, weights=weights, verbose=False,
                                      vocoder=vocoder, audio_windows=audio_windows)
     keras.backend.clear_session()

@@ -33,12 +33,13 @@ class TrainingDiverged(RuntimeError):
   """The loss became NaN or infinite; nothing of that epoch was saved."""
 
 
-def prepare_data(config: TrainConfig) -> None:
-  """Checks that data_dir holds something; with `phantom`, writes the phantom into a missing or
-  empty data_dir first. Never writes data that was not asked for: a mistyped path is an error."""
+def phantom_needed(config: TrainConfig) -> bool:
+  """Whether data_dir must first get the phantom; reads only. A data_dir that is missing or
+  empty is a ConfigError unless the run asks for the phantom (`--phantom`): data is never
+  invented where the user named a path."""
   folder = config.data_dir
   if os.path.isfile(folder) or (os.path.isdir(folder) and os.listdir(folder)):
-    return  # a manifest file, or a folder with something in it (check_data's to judge)
+    return False  # a manifest file, or a folder with something in it (check_data's to judge)
   state = "is empty" if os.path.isdir(folder) else "does not exist"
   if not config.phantom:
     raise ConfigError(f"--data_dir={folder} {state}: point it at a dataset folder (manifest.csv)"
@@ -46,29 +47,46 @@ def prepare_data(config: TrainConfig) -> None:
   if config.strategy == "multi_worker":
     raise ConfigError(f"--data_dir={folder} {state}: a multi-worker run reads an existing "
                       "dataset; write the phantom first (python -m cmri2spec_tf.phantom)")
-  print(f"--phantom: writing the phantom into {folder} ({config.phantom_ageese} 'ageese', "
-        f"{config.phantom_asouk} 'asouk' subjects, seed {config.seed})")
-  phantom.generate(folder, config.phantom_ageese, config.phantom_asouk, seed=config.seed,
-                   workers=os.cpu_count() or 1)
+  return True
+
+
+def prepare_data(config: TrainConfig) -> None:
+  """Checks data_dir (`phantom_needed`) and writes the phantom into it when asked for."""
+  if not phantom_needed(config):
+    return
+  print(f"--phantom: writing the phantom into {config.data_dir} ({config.phantom_ageese} "
+        f"'ageese', {config.phantom_asouk} 'asouk' subjects, seed {config.seed})")
+  phantom.generate(config.data_dir, config.phantom_ageese, config.phantom_asouk,
+                   seed=config.seed, workers=os.cpu_count() or 1)
 
 
 def run(config: TrainConfig, flags_text: str | None = None,
-        epoch_label: str | None = None) -> dict:
+        epoch_label: str | None = None, overwrite: bool = False) -> dict:
   """Trains (or resumes) one fold; returns the summary also written to summary.json.
 
   `flags_text`: the command line as a flagfile, written to the run folder once the settings are
   known to work. `epoch_label`: print one line per epoch starting with it (the ablation's jobs).
   Under a multi-worker strategy only the chief writes config.model_dir; the others write their
   own copy (distribute.write_dir) and resume from the chief's checkpoints.
+
+  Nothing is written before the run is known to be this one (runs.check_definition: a folder
+  holding another run is refused, or moved aside with `overwrite`), its data exists (or the
+  phantom was asked for) and this process holds the folder's writer lock (runs.claim).
   """
   strategy = distribute.make_strategy(config.strategy)  # first: it may start the cluster
   distribute.check_batch_size(strategy, config.batch_size)
-  prepare_data(config)
   resume_dir = config.model_dir
+  runs.check_definition(resume_dir, config, overwrite)
+  phantom_needed(config)
   config = dataclasses.replace(config, model_dir=distribute.write_dir(config.model_dir, strategy))
-  os.makedirs(config.model_dir, exist_ok=True)
-  if flags_text is not None:
-    runs.write_flags(config.model_dir, flags_text)
+  with runs.claim(config.model_dir, overwrite and config.model_dir == resume_dir):
+    prepare_data(config)
+    return _run_claimed(config, resume_dir, strategy, flags_text, epoch_label)
+
+
+def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
+  """`run` once the folder is this process's. The run's files are written once its checkpoint
+  (if any) has loaded: a checkpoint that does not fit stops it with the folder as it was."""
   runs.remove_stale_temporaries(config.model_dir)
   keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow
   if config.deterministic:
@@ -77,14 +95,15 @@ def run(config: TrainConfig, flags_text: str | None = None,
   data = dataset_lib.load_dataset(config.data_dir, SpecParams(), config.cache_dir,
                                   verbose=config.verbose > 0)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
-  runs.write_config(config)
-  runs.write_spec_params(config.model_dir, data.params)
-
   with strategy.scope():  # models and both optimizers (notes: built inside the scope)
     model = runs.build_model(config)
     done = runs.restore_latest(model, resume_dir)
     if not done:
       init_output_bias(model, train)
+  runs.write_config(config)
+  if flags_text is not None:
+    runs.write_flags(config.model_dir, flags_text)
+  runs.write_spec_params(config.model_dir, data.params)
   baseline = baselines.mean_spectrogram_l1(train, heldout, config.val_window_stride)
   heldout_subjects = list(dict.fromkeys(heldout.subject_ids))
   print(f"fold {config.fold} ({config.split}): {len(set(train.subject_ids))} training subjects "

@@ -42,6 +42,7 @@ import urllib.request
 import numpy as np
 import tensorflow as tf
 
+from cmri2spec_tf.base import atomic
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.models.translator import MRI_SHAPE
@@ -106,6 +107,9 @@ def save(translator, params: SpecParams, export_dir: str, vocoder=None) -> str:
       signatures["waveform"] = module.spectrogram_and_waveform
     tf.saved_model.save(module, saved, signatures=signatures)
     os.rename(saved, export_dir)
+  except Exception as e:  # a full disk: one line naming the version folder, nothing left
+    atomic.raise_if_disk_full(e, export_dir)
+    raise
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   return export_dir

@@ -26,21 +26,37 @@ read and write a run only through these functions; loading a finished run (`load
 Checkpointing (`EpochCheckpoint`, `restore_latest`): an epoch's weights file is complete before
 the index (state.json) points at it, and the two newest epoch files are kept, so a run killed at
 any moment resumes from the last finished epoch; a truncated newest checkpoint falls back to the
-one before it.
+one before it. A checkpoint that reads but does not fit the model (`WeightsMismatch`: another
+network, another precision's optimizers) is an error, never skipped and never loaded in part.
+
+Identity (`check_definition`, `claim`): config.json is the run's definition. Training into a
+folder that holds a run compares the new definition with it; only the settings in CONTINUATION
+may differ, any other difference is refused before anything is written. `--overwrite` moves the
+old folder aside (`<model_dir>.old-<time>`) and starts anew. One process writes a run folder at a
+time: `WriterLock`, an OS file lock on model_dir/writer.lock that dies with its process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import json
 import math
 import os
+import socket
+import sys
+import tempfile
+import time
+import warnings
 
 import keras
 import numpy as np
 from absl import logging
 
 from cmri2spec_tf.base import atomic
+from cmri2spec_tf.base.errors import ConfigError
 from cmri2spec_tf.training.config import TrainConfig
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.training.trainer import build_trainer
@@ -54,8 +70,16 @@ REPORT_HTML = "report.html"  # the listening report (evaluation/listening.py)
 PROBES_JSON, LATENT_PNG = "probes.json", "latent.png"
 EVALUATION_JSON, EVALUATION_CSV, PREDICTIONS_NPZ = ("evaluation.json", "evaluation.csv",
                                                     "predictions.npz")
+LOCK = "writer.lock"
 WEIGHTS_CHOICES = ("best", "last")
 KEEP_EPOCHS = 2
+# The settings that only continue a run: how long, how loudly, with which pictures and sounds, on
+# which devices, from which cache. Every other field of TrainConfig defines what the run learns
+# and must match the stored config.json to train into an existing run folder.
+CONTINUATION = ("epochs", "verbose", "image_every", "audio_every", "n_images", "vocoder",
+                "cache_dir", "jit", "strategy", "phantom", "phantom_ageese", "phantom_asouk")
+# What a run folder may hold before its config.json is written (a start that stopped early).
+EARLY_FILES = {FLAGS_TXT, LOCK, LOGS, CHECKPOINTS}
 
 
 class NotARun(FileNotFoundError):
@@ -63,7 +87,19 @@ class NotARun(FileNotFoundError):
 
 
 class UnreadableWeights(OSError):
-  """A weights file that exists but cannot be loaded (truncated, corrupt, another model's)."""
+  """A weights file that exists but cannot be read (truncated, corrupt)."""
+
+
+class WeightsMismatch(OSError):
+  """A readable weights file whose variables do not fit the model (names, shapes, counts)."""
+
+
+class RunMismatch(ConfigError):
+  """Training into a folder that holds a run with another definition (exit 2, nothing written)."""
+
+
+class RunFolderBusy(ConfigError):
+  """Another process is writing the run folder (exit 2, nothing written)."""
 
 
 # ------------------------------------------------------------------ plain files
@@ -128,6 +164,138 @@ def tensorboard_dirs(model_dir: str) -> dict[str, str]:
   return {"keras": logs, "heldout": os.path.join(logs, "heldout")}
 
 
+# ------------------------------------------------------------------ identity and the writer
+def _same_setting(name: str, stored, new) -> bool:
+  if name == "data_dir" and isinstance(stored, str) and isinstance(new, str):
+    return (os.path.normpath(stored) == os.path.normpath(new)
+            or os.path.realpath(stored) == os.path.realpath(new))
+  if isinstance(stored, (int, float)) and isinstance(new, (int, float)) \
+      and not isinstance(stored, bool) and not isinstance(new, bool):
+    return float(stored) == float(new)
+  return stored == new
+
+
+def definition_changes(model_dir: str, config: TrainConfig) -> list[str]:
+  """"name: A there, B here" for each defining setting in which `config` differs from the run
+  stored in model_dir ([] when there is none, or it matches). A setting an older run's
+  config.json lacks counts as that run's default."""
+  stored = read_json(path(model_dir, CONFIG_JSON))
+  if not isinstance(stored, dict):
+    return []
+  new, changes = dataclasses.asdict(config), []
+  for field in dataclasses.fields(TrainConfig):
+    if field.name in CONTINUATION or field.name == "model_dir":
+      continue
+    old = stored.get(field.name, field.default)
+    if not _same_setting(field.name, old, new[field.name]):
+      changes.append(f"{field.name}: {old!r} there, {new[field.name]!r} here")
+  return changes
+
+
+def check_definition(model_dir: str, config: TrainConfig, overwrite: bool = False) -> None:
+  """Refuses (RunMismatch, ConfigError) to train `config` into a folder holding another run or
+  files that are not a run's; reads only. With `overwrite` anything there is fine: `claim`
+  moves it aside."""
+  if overwrite or not os.path.isdir(model_dir):
+    return
+  changes = definition_changes(model_dir, config)
+  if changes:
+    raise RunMismatch(
+        f"--model_dir={model_dir} holds a run with other settings ({'; '.join(changes)}): "
+        "resume it with its own settings, train into another --model_dir, or add --overwrite "
+        f"to start anew (the old run is moved to {model_dir.rstrip('/')}.old-<time>)")
+  entries = set(os.listdir(model_dir))
+  if entries and not os.path.exists(path(model_dir, CONFIG_JSON)) and entries - EARLY_FILES:
+    shown = ", ".join(sorted(entries - EARLY_FILES)[:5])
+    raise RunMismatch(f"--model_dir={model_dir} holds files that are not a training run's "
+                      f"({shown}): train into a new or empty folder, or add --overwrite to move "
+                      "them aside")
+
+
+def move_aside(model_dir: str) -> str:
+  """Renames model_dir to `<model_dir>.old-<YYYYmmdd-HHMMSS>` (never deleting); returns the new
+  name."""
+  base = f"{os.path.normpath(model_dir)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+  target, n = base, 1
+  while os.path.exists(target):
+    n += 1
+    target = f"{base}-{n}"
+  os.rename(model_dir, target)
+  return target
+
+
+class WriterLock:
+  """An exclusive OS lock (flock) on model_dir/writer.lock, held while a process writes the run.
+
+  The kernel drops it when the process ends, however it ends, so a killed run leaves no stale
+  lock; the file keeps the last holder's host, pid and start time, which a refused process names.
+  On NFS, Linux maps flock onto NFS byte-range locks: it holds across machines where the server
+  supports locking (NFSv4, NFSv3 with lockd). Where the filesystem cannot lock at all, the run
+  goes on with a warning.
+  """
+
+  def __init__(self, model_dir: str):
+    self.file, self.fd = path(model_dir, LOCK), None
+
+  def acquire(self) -> "WriterLock":
+    os.makedirs(os.path.dirname(self.file), exist_ok=True)
+    fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 4096, 0).decode(errors="replace")
+      os.close(fd)
+      raise RunFolderBusy(f"{os.path.dirname(self.file)} is being written by another process "
+                          f"({_describe_holder(holder)}); wait for it to end, or train into "
+                          "another --model_dir") from None
+    except OSError as e:
+      if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        os.close(fd)
+        raise
+      logging.warning("%s: this filesystem cannot lock files (%s); nothing stops a second "
+                      "process from writing this run", self.file, e.strerror)
+    holder = {"host": socket.gethostname(), "pid": os.getpid(),
+              "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(holder).encode(), 0)
+    self.fd = fd
+    return self
+
+  def release(self) -> None:
+    if self.fd is not None:
+      fcntl.flock(self.fd, fcntl.LOCK_UN)
+      os.close(self.fd)
+      self.fd = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.release()
+
+
+def _describe_holder(text: str) -> str:
+  try:
+    holder = json.loads(text)
+    return f"host {holder['host']}, pid {holder['pid']}, since {holder['since']}"
+  except (ValueError, KeyError, TypeError):
+    return "holder unknown"
+
+
+def claim(model_dir: str, overwrite: bool = False) -> WriterLock:
+  """The writer's lock on model_dir (created if missing). With `overwrite`, a folder that holds
+  anything is first locked (so that no one else is writing it), moved aside, and a new one made
+  and locked; the line printed says where the old run went."""
+  lock = WriterLock(model_dir).acquire()
+  if overwrite and set(os.listdir(model_dir)) - {LOCK}:
+    moved = move_aside(model_dir)
+    fresh = WriterLock(model_dir).acquire()
+    lock.release()
+    print(f"--overwrite: moved the previous contents of {model_dir} to {moved}")
+    return fresh
+  return lock
+
+
 # ------------------------------------------------------------------ weights and checkpoints
 def checkpoint_dir(model_dir: str) -> str:
   return path(model_dir, CHECKPOINTS)
@@ -146,15 +314,83 @@ def save_weights(model: keras.Model, file: str) -> None:
     model.save_weights(tmp)
 
 
+def weight_layout(file) -> dict[str, tuple]:
+  """{variable path: shape} of a Keras weights file (a path or a file object); UnreadableWeights
+  when it cannot be read."""
+  import h5py
+
+  layout = {}
+  try:
+    with h5py.File(file, "r") as f:
+      f.visititems(lambda name, item: layout.__setitem__(name, tuple(item.shape))
+                   if isinstance(item, h5py.Dataset) else None)
+  except Exception as e:  # truncated, not HDF5
+    raise UnreadableWeights(f"{file}: unreadable weights file ({type(e).__name__}: {e})") from e
+  return layout
+
+
+def check_weights_fit(model: keras.Model, file: str) -> None:
+  """WeightsMismatch naming the file and the first difference when the file's variables are not
+  exactly those `model` would save (names, shapes, counts); UnreadableWeights when it is not
+  readable at all."""
+  found = weight_layout(file)
+  expected = _layout_of(model)
+  for name in sorted(expected.keys() | found.keys()):
+    if name not in found:
+      detail = f"{name} {expected[name]} of the model is not in the file"
+    elif name not in expected:
+      detail = f"{name} {found[name]} in the file is not in the model"
+    elif found[name] != expected[name]:
+      detail = f"{name} has shape {found[name]} in the file, {expected[name]} in the model"
+    else:
+      continue
+    raise WeightsMismatch(f"{file}: weights of another model ({len(found)} variables, the model "
+                          f"has {len(expected)}; first difference: {detail}); it was written by "
+                          "another network, precision or version of this run's definition")
+
+
+def _layout_of(model: keras.Model) -> dict[str, tuple]:
+  """What model.save_weights would write, written to memory rather than to a disk that may be
+  full. Keras's public save_weights takes only a path; its own H5 store takes a BytesIO, and
+  where a Keras version lacks it we fall back to a temporary file."""
+  import io
+
+  try:
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                           visited_saveables=set())
+    store.close()
+    buffer.seek(0)
+    return weight_layout(buffer)
+  except (ImportError, AttributeError, TypeError):
+    with tempfile.TemporaryDirectory() as folder:
+      mine = os.path.join(folder, "model.weights.h5")
+      model.save_weights(mine)
+      return weight_layout(mine)
+
+
 def load_weights(model: keras.Model, file: str) -> None:
-  """model.load_weights with an error that names the file and says what to do."""
+  """model.load_weights, whole or not at all: WeightsMismatch when the file does not fit the
+  model (checked before loading; a partial load Keras only warns about is an error too),
+  UnreadableWeights when it cannot be read; both name the file."""
   if not os.path.isfile(file):
     raise FileNotFoundError(f"{file}: weights file not found")
+  check_weights_fit(model, file)
   try:
-    model.load_weights(file)
-  except Exception as e:  # h5py, Keras and shape errors alike
+    with warnings.catch_warnings(record=True) as caught:
+      warnings.simplefilter("always")
+      model.load_weights(file)
+  except Exception as e:  # h5py and Keras errors on a damaged file
     raise UnreadableWeights(f"{file}: unreadable weights file ({type(e).__name__}: {e}); "
                             "train again or pick other weights (--weights=last|best)") from e
+  partial = [str(w.message) for w in caught if "loading" in str(w.message).lower()]
+  if partial:
+    raise WeightsMismatch(f"{file}: loaded only in part ({partial[0]})")
+  for w in caught:  # anything else Keras said, as it would have said it
+    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def read_state(model_dir: str) -> dict | None:
@@ -217,12 +453,13 @@ def remove_stale_temporaries(model_dir: str) -> None:
 
 
 def restore_latest(model: keras.Model, model_dir: str) -> int:
-  """Loads the newest loadable epoch checkpoint; returns the number of finished epochs (0: none)."""
+  """Loads the newest readable epoch checkpoint; returns the number of finished epochs (0: none).
+  A checkpoint that reads but does not fit the model raises WeightsMismatch."""
   candidates = epoch_checkpoints(model_dir)
   for file in candidates:
     try:
-      model.load_weights(file)
-    except Exception as e:  # truncated or corrupt file
+      load_weights(model, file)  # WeightsMismatch (another model's file) is not caught: an error
+    except UnreadableWeights as e:  # truncated or corrupt file
       logging.warning("checkpoint %s unreadable (%s); trying the one before",
                       os.path.basename(file), e)
       continue
