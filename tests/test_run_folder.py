@@ -100,6 +100,19 @@ def test_a_folder_of_other_files_is_not_trained_into(tmp_path):
   assert _files(folder) == {"notes.txt": hashlib.sha256(b"my analysis").hexdigest()}
 
 
+def test_an_unreadable_config_or_a_file_in_its_place_is_refused(tmp_path):
+  from cmri2spec_tf.training.config import TrainConfig
+
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / "config.json").write_text('{"model": "cmri2sp')  # cut short
+  with pytest.raises(runs.RunMismatch, match="config.json is unreadable"):
+    runs.check_definition(str(run), TrainConfig(data_dir="d", model_dir=str(run)))
+  (tmp_path / "file").write_text("x")
+  with pytest.raises(runs.RunMismatch, match="is a file, not a folder"):
+    runs.check_definition(str(tmp_path / "file"), TrainConfig(data_dir="d", model_dir="x"))
+
+
 def test_overwrite_moves_the_old_run_aside_whole(smoke_run, tmp_path):
   copy, _ = _copy_run(smoke_run, tmp_path)
   before = _files(copy)

@@ -196,8 +196,15 @@ def check_definition(model_dir: str, config: TrainConfig, overwrite: bool = Fals
   """Refuses (RunMismatch, ConfigError) to train `config` into a folder holding another run or
   files that are not a run's; reads only. With `overwrite` anything there is fine: `claim`
   moves it aside."""
+  if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+    raise RunMismatch(f"--model_dir={model_dir} is a file, not a folder")
   if overwrite or not os.path.isdir(model_dir):
     return
+  stored = path(model_dir, CONFIG_JSON)
+  if os.path.exists(stored) and not isinstance(read_json(stored), dict):
+    raise RunMismatch(f"{stored} is unreadable, so this run's settings cannot be compared: "
+                      "restore it, train into another --model_dir, or add --overwrite to move "
+                      "the folder aside")
   changes = definition_changes(model_dir, config)
   if changes:
     raise RunMismatch(
