@@ -5,9 +5,11 @@ alignments folder (any case of the extension), where stem is the file name of th
 without its extension (else of its `audio`). Its word tier (named "words" or "word", any case,
 else the first interval tier whose name contains "word", or the one `tier` names; a phone tier
 works the same way) gives (start, end, label) intervals, read with praatio. Silences and pauses
-("", "sil", "sp", "spn", "pau", "<p:>", "#", ...) are left out; labels are compared in lower
-case. The chosen intervals, widened by `padding` on each side (within the recording's start),
-become rows with start_s and end_s; every other column of the row is kept. The label is the
+("", "sil", "sp", "spn", "pau", "<p:>", "#", ...) are left out; labels and file stems are
+compared as `manifest.text_key` gives them (Unicode NFC, case-folded: "Café" typed composed or
+decomposed is one word). The chosen intervals, widened by `padding` on each side (within the recording's start),
+become rows with start_s and end_s, clamped to the recording (0 to the TextGrid's end); every
+other column of the row is kept. The label is the
 row's word, so the pairwise KL's "same word" pairs two subjects' segments of the same label.
 
 Choosing words: `words` (a list), or the `top` labels said by the most subjects (ties broken by
@@ -23,6 +25,7 @@ import dataclasses
 import io
 import os
 
+from cmri2spec_tf.data.manifest import text_key
 from cmri2spec_tf.data.problems import DataError
 
 SILENCES = {"", "sil", "sp", "spn", "pau", "<p:>", "<sil>", "#", "_", "<s>", "</s>", "noise",
@@ -35,6 +38,7 @@ class Interval:
   start_s: float
   end_s: float
   label: str
+  recording_end_s: float | None = None  # the TextGrid's end: where padding stops
 
   @property
   def duration(self) -> float:
@@ -54,16 +58,17 @@ class Choice:
 
 
 def textgrids_in(folder: str) -> dict[str, str]:
-  """{file name in lower case: path} of the folder's TextGrids (any case of the extension)."""
-  return {name.lower(): os.path.join(folder, name) for name in os.listdir(folder)
-          if name.lower().endswith(TEXTGRID_EXTENSION)}
+  """{text_key of the file name: path} of the folder's TextGrids (any case of the extension,
+  names in any Unicode normal form)."""
+  return {text_key(name): os.path.join(folder, name) for name in os.listdir(folder)
+          if text_key(name).endswith(TEXTGRID_EXTENSION)}
 
 
 def find_textgrid(by_name: dict[str, str], row: dict) -> str | None:
   """The alignment of a manifest row: <stem of mri, else of audio>.TextGrid (`textgrids_in`)."""
   for column in ("mri", "audio"):
     stem = os.path.splitext(os.path.basename(row[column].split(".h5:")[0].rstrip("/")))[0]
-    found = by_name.get(stem.lower() + TEXTGRID_EXTENSION)
+    found = by_name.get(text_key(stem) + TEXTGRID_EXTENSION)
     if found:
       return found
   return None
@@ -83,9 +88,10 @@ def read_word_intervals(path: str, tier: str | None = None) -> list[Interval]:
   if name is None:
     wanted = f"a tier named {tier!r}" if tier else "a word tier"
     raise DataError(path, f"no {wanted} among its interval tiers ({', '.join(interval_tiers)})")
-  return [Interval(float(e.start), float(e.end), e.label.strip().lower())
+  end = float(grid.maxTimestamp)
+  return [Interval(float(e.start), float(e.end), text_key(e.label.strip()), end)
           for e in grid.getTier(name).entries
-          if e.label.strip().lower() not in SILENCES and e.end > e.start]
+          if text_key(e.label.strip()) not in SILENCES and e.end > e.start]
 
 
 def _pick_tier(names: list[str], wanted: str | None) -> str | None:
@@ -108,7 +114,7 @@ def choose_words(intervals_by_row: dict[int, list[Interval]], subjects: dict[int
         counted[interval.label][0].add(subjects[row])
         counted[interval.label][1] += 1
   if choice.words:
-    return [w.lower() for w in choice.words]
+    return [text_key(w) for w in choice.words]
   ranked = sorted(counted, key=lambda w: (-len(counted[w][0]), -counted[w][1], w))
   return ranked[:choice.top] if choice.top else ranked
 
@@ -124,8 +130,10 @@ def segment_rows(rows: list[dict], intervals_by_row: dict[int, list[Interval]],
           choice.min_duration <= interval.duration <= choice.max_duration):
         continue
       start = max(0.0, interval.start_s - choice.padding)
-      out.append(row | {"word": interval.label, "start_s": f"{start:.4f}",
-                        "end_s": f"{interval.end_s + choice.padding:.4f}"})
+      end = interval.end_s + choice.padding
+      if interval.recording_end_s is not None:
+        end = min(end, interval.recording_end_s)
+      out.append(row | {"word": interval.label, "start_s": f"{start:.4f}", "end_s": f"{end:.4f}"})
   return out
 
 

@@ -5,6 +5,12 @@ float32 at 22,050 Hz.
 Decoding is soundfile's (libsndfile) for audio files and PyAV's (FFmpeg) for the audio track of
 a container; resampling is librosa's (soxr, high quality). Channels are averaged. The checks
 below are the ones `check_data` reports.
+
+Time: `Audio.start_s` is where the first sample lies on the file's own clock: 0 for an audio
+file, and for a container's track the first decoded frame's presentation time (a track that
+starts after the video, through the stream's start time or an edit list, says so here). Where
+that clock is the MRI's (the audio of the MRI's own video) the samples are placed by it; a
+separate file's clock is placed on the MRI's by the manifest's audio_offset_s.
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ class Audio:
 
   waveform: np.ndarray
   info: AudioInfo
+  start_s: float = 0.0  # the first sample's time on the file's own clock
+
+  @property
+  def duration_s(self) -> float:
+    return len(self.waveform) / SAMPLE_RATE
 
 
 def read_audio(path: str | os.PathLike, decoder: str = "soundfile") -> Audio:
@@ -58,8 +69,9 @@ def read_audio(path: str | os.PathLike, decoder: str = "soundfile") -> Audio:
     raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
   if not os.path.isfile(path):
     raise not_found(path, "audio file")
+  start_s = 0.0
   if os.path.splitext(path)[1].lower() in CONTAINER_EXTENSIONS and decoder == "soundfile":
-    data, rate, subtype = read_track(path)
+    data, rate, subtype, start_s = read_track(path)
   else:
     try:
       subtype = soundfile.info(path).subtype
@@ -80,11 +92,12 @@ def read_audio(path: str | os.PathLike, decoder: str = "soundfile") -> Audio:
   if mono.shape[0] < WINDOW_SAMPLES:
     raise DataError(path, f"audio is {mono.shape[0]} samples at {SAMPLE_RATE} Hz, shorter than "
                     f"the {WINDOW_SAMPLES}-sample window")
-  return Audio(waveform=mono.astype(np.float32), info=info)
+  return Audio(waveform=mono.astype(np.float32), info=info, start_s=start_s)
 
 
-def read_track(path: str) -> tuple[np.ndarray, int, str]:
-  """(float32 [samples, channels], rate, codec) of a container's first audio track (PyAV)."""
+def read_track(path: str) -> tuple[np.ndarray, int, str, float]:
+  """(float32 [samples, channels], rate, codec, start time in s) of a container's first audio
+  track (PyAV); the start is the first decoded frame's presentation time."""
   import av  # local: only containers need FFmpeg
 
   try:
@@ -93,8 +106,11 @@ def read_track(path: str) -> tuple[np.ndarray, int, str]:
         raise DataError(path, "no audio track in this file (the manifest names it as the audio)")
       stream = container.streams.audio[0]
       planar = av.AudioResampler(format="fltp", layout=stream.layout, rate=stream.rate)
-      chunks = [out.to_ndarray() for frame in container.decode(stream)
-                for out in planar.resample(frame)]
+      chunks, start = [], None
+      for frame in container.decode(stream):
+        if start is None and frame.time is not None:
+          start = float(frame.time)
+        chunks += [out.to_ndarray() for out in planar.resample(frame)]
       chunks += [out.to_ndarray() for out in planar.resample(None)]
       codec = stream.codec_context.name.upper()
       rate = int(stream.rate)
@@ -104,7 +120,7 @@ def read_track(path: str) -> tuple[np.ndarray, int, str]:
     raise DataError(path, f"unreadable audio track ({type(e).__name__}: {e})") from e
   if not chunks:
     raise DataError(path, "the audio track holds no decodable sample")
-  return np.concatenate(chunks, axis=1).T.astype(np.float32), rate, codec
+  return np.concatenate(chunks, axis=1).T.astype(np.float32), rate, codec, start or 0.0
 
 
 def check_waveform(path: str, data: np.ndarray) -> None:

@@ -21,7 +21,7 @@ from cmri2spec_tf.data import dicom
 from cmri2spec_tf.data.manifest import split_hdf5
 from cmri2spec_tf.data.problems import DataError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: recordings on one clock (sources.py), their timing stored
 
 
 def default_cache_dir() -> str:

@@ -3,6 +3,13 @@
 `check_dataset` reads everything and lists every problem (the `check_data` command);
 `load_dataset` is what training uses: it refuses a dataset with problems, with the same
 messages, before anything is trained, and decodes each recording only once per cache.
+
+Sync (docs/method.md, "Timing"): the audio's first sample lies on the MRI clock at the row's
+audio_offset_s plus the audio file's own start (a container track's start time). Its duration
+is compared with the MRI recording's where that is known (every source but a DICOM cine
+series): beyond SYNC_WARN (the larger of 0.1 s and 5 %) a warning naming both files and both
+durations, beyond SYNC_ERROR (the larger of 1 s and 20 %) a problem. A whole recording with a
+known span takes its audio windows from the audio within that span.
 """
 
 from __future__ import annotations
@@ -22,6 +29,33 @@ from cmri2spec_tf.data import spectrogram, splits
 from cmri2spec_tf.data.problems import DataError, DatasetProblems, Problem, not_found
 
 
+SYNC_WARN = (0.1, 0.05)  # (seconds, share of the MRI's duration): the larger is the tolerance
+SYNC_ERROR = (1.0, 0.20)  # beyond the larger of these the recording is refused
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+  """A recording's two clocks placed on one: the MRI's span and the audio's, in seconds."""
+
+  mri_start_s: float | None
+  mri_duration_s: float | None
+  audio_start_s: float
+  audio_duration_s: float
+
+  @property
+  def mismatch_s(self) -> float | None:
+    """The audio's duration minus the MRI's (None where the MRI's is unknown)."""
+    return None if self.mri_duration_s is None else self.audio_duration_s - self.mri_duration_s
+
+  def to_array(self) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in dataclasses.astuple(self)], np.float64)
+
+  @classmethod
+  def from_array(cls, values) -> "Timing":
+    a, b, c, d = (None if not np.isfinite(v) else float(v) for v in np.asarray(values))
+    return cls(a, b, c or 0.0, d or 0.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class RecordSummary:
   """One line of check_data's table."""
@@ -31,6 +65,9 @@ class RecordSummary:
   cine: dicom.CineInfo
   audio: audio_lib.AudioInfo
   segment: tuple[float, float] | None = None
+  timing: Timing | None = None
+  warnings: tuple[str, ...] = ()
+  mri: str = ""  # the row's MRI entry
 
 
 @dataclasses.dataclass
@@ -70,10 +107,32 @@ def read_record(record: manifest_lib.Record, params: spectrogram.SpecParams):
   """Decodes one row: (mri float32 [26,128,128], targets float32 [W,64,64], summary)."""
   cine = sources.read_mri(record.mri, record.frame_rate, record.segment)
   sound = audio_lib.read_audio(record.audio)
-  span = None if record.segment is None else audio_span(record, len(sound.waveform), params)
+  timing = Timing(cine.info.start_s, cine.info.duration_s, record.audio_offset_s + sound.start_s,
+                  sound.duration_s)
+  warnings = sync_warnings(record, timing)
+  span = audio_span(record, timing, len(sound.waveform), params)
   targets = spectrogram.targets_from_waveform(sound.waveform, params, span)
-  summary = RecordSummary(record.subject_id, record.word, cine.info, sound.info, record.segment)
+  summary = RecordSummary(record.subject_id, record.word, cine.info, sound.info, record.segment,
+                          timing, warnings, record.mri)
   return cine.frames, targets, summary
+
+
+def sync_warnings(record: manifest_lib.Record, timing: Timing) -> tuple[str, ...]:
+  """The sync check of one row: () in tolerance, a warning beyond SYNC_WARN, DataError (naming
+  both files and durations) beyond SYNC_ERROR."""
+  mismatch = timing.mismatch_s
+  if mismatch is None:
+    return ()
+  mri_s = timing.mri_duration_s
+  text = (f"audio {timing.audio_duration_s:.3f} s ({record.audio}) vs MRI {mri_s:.3f} s "
+          f"({record.mri}): {mismatch:+.3f} s ({mismatch / mri_s:+.0%})")
+  if abs(mismatch) > max(SYNC_ERROR[0], SYNC_ERROR[1] * mri_s):
+    raise DataError(record.audio, f"{text}; beyond the larger of {SYNC_ERROR[0]:g} s and "
+                    f"{SYNC_ERROR[1]:.0%}: a truncated or misexported take")
+  if abs(mismatch) > max(SYNC_WARN[0], SYNC_WARN[1] * mri_s):
+    return (f"{record.audio}: {text}; beyond the larger of {SYNC_WARN[0]:g} s and "
+            f"{SYNC_WARN[1]:.0%}",)
+  return ()
 
 
 def check_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.SpecParams()):
@@ -95,11 +154,12 @@ def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Spe
   records, problems = manifest_lib.read_manifest(data_dir)
   if problems:
     raise DatasetProblems(problems)
-  mri, targets, decoded = [], [], 0
+  mri, targets, decoded, warned = [], [], 0, {}
   progress = Progress("data", len(records)) if verbose else None
   for i, record in enumerate(records):
     try:
       arrays, was_decoded = _cached_record(record, params, cache_dir)
+      warned |= dict.fromkeys(sync_warnings(record, Timing.from_array(arrays["timing"])))
     except DataError as e:
       problems.append(e.problem)
       continue
@@ -110,6 +170,8 @@ def load_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Spe
       progress.update(i + 1, f"recordings ({decoded} decoded, {len(mri) - decoded} from cache)")
   if progress:
     progress.close()
+  for warning in warned if verbose else ():
+    print(f"warning: {warning}", file=sys.stderr)
   if problems:
     raise DatasetProblems(problems)
   return ArrayDataset([r.subject_id for r in records], [r.word for r in records],
@@ -127,8 +189,9 @@ def _cached_record(record, params, cache_dir):
   arrays = cache_lib.load(cache_dir, key)
   if arrays is not None:
     return arrays, False
-  frames, targets, _ = read_record(record, params)
-  arrays = {"mri": frames.astype(np.float16), "spectrograms": targets.astype(np.float16)}
+  frames, targets, summary = read_record(record, params)
+  arrays = {"mri": frames.astype(np.float16), "spectrograms": targets.astype(np.float16),
+            "timing": summary.timing.to_array()}
   cache_lib.save(cache_dir, key, arrays)
   return arrays, True
 
@@ -138,34 +201,60 @@ def format_problems(problems: list[Problem]) -> str:
 
 
 def format_summary(summaries: list[RecordSummary]) -> str:
-  """The per-subject table check_data prints."""
+  """The per-subject table check_data prints. `audio@ s`: where the audio's first sample lies
+  on the MRI clock; `dur diff s`: the audio's duration minus the MRI's."""
   header = (f"{'subject':<12} {'word':<8} {'source':<7} {'frames':>6} {'fps':>6} "
             f"{'seconds':>7} {'segment s':>13} {'matrix':>9} {'spacing mm':>12} {'order':<16} "
-            f"{'audio':>8} {'rate':>6} {'ch':>2} format")
+            f"{'audio':>8} {'rate':>6} {'ch':>2} {'audio@ s':>8} {'dur diff s':>10} format")
   lines = [header]
   for s in summaries:
     spacing = "-" if s.cine.spacing_mm is None else "%.2fx%.2f" % s.cine.spacing_mm
     fps = "-" if s.cine.frame_rate is None else f"{s.cine.frame_rate:.2f}"
-    seconds = "-" if s.cine.frame_rate is None else f"{s.cine.frames / s.cine.frame_rate:.2f}"
+    seconds = "-" if s.cine.duration_s is None else f"{s.cine.duration_s:.2f}"
     segment = "-" if s.segment is None else "%.2f-%.2f" % s.segment
+    timing = s.timing or Timing(None, None, 0.0, 0.0)
+    mismatch = "-" if timing.mismatch_s is None else f"{timing.mismatch_s:+.3f}"
     lines.append(f"{s.subject_id:<12} {s.word:<8} {s.cine.kind:<7} {s.cine.frames:>6} {fps:>6} "
                  f"{seconds:>7} {segment:>13} {s.cine.rows:>4}x{s.cine.columns:<4} "
                  f"{spacing:>12} {s.cine.ordered_by:<16} {s.audio.samples:>8} "
-                 f"{s.audio.sample_rate:>6} {s.audio.channels:>2} {s.audio.subtype}")
+                 f"{s.audio.sample_rate:>6} {s.audio.channels:>2} "
+                 f"{timing.audio_start_s:>8.3f} {mismatch:>10} {s.audio.subtype}")
   return "\n".join(lines)
 
 
-def audio_span(record: manifest_lib.Record, n_samples: int,
-               params: spectrogram.SpecParams) -> tuple[int, int]:
-  """The audio samples a segment's windows slide over (spectrogram.segment_span): the segment
-  moved onto the audio clock by audio_offset_s; an error when it lies outside the audio."""
+def format_notes(summaries: list[RecordSummary]) -> list[str]:
+  """check_data's lines under the table: each sync warning, and each frames folder's ignored
+  files, once."""
+  notes = dict.fromkeys(f"WARNING {w}" for s in summaries for w in s.warnings)
+  for summary in summaries:
+    if summary.cine.ignored:
+      notes[f"ignored in {summary.mri}: {', '.join(summary.cine.ignored)} (not image frames)"] \
+          = None
+  return list(notes)
+
+
+def audio_span(record: manifest_lib.Record, timing: Timing, n_samples: int,
+               params: spectrogram.SpecParams) -> tuple[int, int] | None:
+  """The audio samples a row's windows slide over (spectrogram.segment_span), the MRI clock moved
+  onto the audio's by the audio's start (`timing`): a segment's span, an error when it lies
+  outside the audio; a whole recording's span where its MRI span is known (within the audio),
+  else all of the audio (None)."""
   rate = params.sample_rate
-  start = round((record.start_s - record.audio_offset_s) * rate)
-  end = round((record.end_s - record.audio_offset_s) * rate)
+  if record.segment is None:
+    if timing.mri_start_s is None or timing.mri_duration_s is None:
+      return None
+    start = max(0, round((timing.mri_start_s - timing.audio_start_s) * rate))
+    end = min(n_samples, round((timing.mri_start_s + timing.mri_duration_s
+                                - timing.audio_start_s) * rate))
+    return spectrogram.segment_span(n_samples, start, max(end, start), params)
+  start = round((record.start_s - timing.audio_start_s) * rate)
+  end = round((record.end_s - timing.audio_start_s) * rate)
   if start < 0 or end > n_samples:
-    raise DataError(record.audio, f"segment {record.start_s:g}-{record.end_s:g} s (audio offset "
-                    f"{record.audio_offset_s:g} s) lies outside the audio's "
-                    f"{n_samples / rate:.3f} s")
+    raise DataError(record.audio, f"segment {record.start_s:g}-{record.end_s:g} s lies where "
+                    f"there is no audio: the audio covers {timing.audio_start_s:.3f}-"
+                    f"{timing.audio_start_s + n_samples / rate:.3f} s on the MRI clock (its "
+                    f"start {timing.audio_start_s:g} s: audio_offset_s {record.audio_offset_s:g}"
+                    " + the file's own start)")
   return spectrogram.segment_span(n_samples, start, end, params)
 
 
@@ -185,9 +274,12 @@ def audio_windows(data_dir: str, recording_ids: list[str], windows: list[int],
   out = []
   for recording_id in recording_ids:
     record = by_id[recording_id]
-    waveform = audio_lib.read_audio(record.audio).waveform
-    span = None if record.segment is None else audio_span(record, len(waveform), params)
-    out.append(spectrogram.sliding_windows(waveform, params, span)[list(windows)])
+    cine = sources.read_mri(record.mri, record.frame_rate, record.segment)
+    sound = audio_lib.read_audio(record.audio)
+    timing = Timing(cine.info.start_s, cine.info.duration_s,
+                    record.audio_offset_s + sound.start_s, sound.duration_s)
+    span = audio_span(record, timing, len(sound.waveform), params)
+    out.append(spectrogram.sliding_windows(sound.waveform, params, span)[list(windows)])
   return np.stack(out).astype(np.float32)
 
 
@@ -203,6 +295,8 @@ def report(data_dir: str) -> int:
   summaries, problems = check_dataset(data_dir)
   if summaries:
     print(format_summary(summaries))
+  for note in format_notes(summaries):
+    print(note)
   words = sorted({s.word for s in summaries})
   print(f"\n{len(summaries)} usable recording(s), words: {', '.join(words) or '-'}; "
         f"{len(problems)} problem(s)")

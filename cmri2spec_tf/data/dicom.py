@@ -41,7 +41,7 @@ MAX_PIXELS_PER_FRAME = 4096 * 4096
 MAX_TOTAL_PIXELS = 2**31 // 8  # ~2 GiB as float64
 
 _SINGLE_FRAME_ORDER_TAGS = ("TriggerTime", "InstanceNumber", "AcquisitionTime")
-_IGNORED_FILE_NAMES = {"DICOMDIR", "Thumbs.db"}
+_IGNORED_FILE_NAMES = {"DICOMDIR", "Thumbs.db", "desktop.ini", "Desktop.ini"}
 DECODERS = ("pydicom", "tfio")
 
 
@@ -57,6 +57,9 @@ class CineInfo:
   files: int
   kind: str = "dicom"  # or another MRI source (sources.py)
   frame_rate: float | None = None  # frames per second, where the source says
+  start_s: float | None = None  # the first frame's time on the recording's clock, where known
+  duration_s: float | None = None  # the recording's length on that clock, where known
+  ignored: tuple[str, ...] = ()  # files of a frames folder that are not frames
 
 
 @dataclasses.dataclass(frozen=True)

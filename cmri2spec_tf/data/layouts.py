@@ -31,6 +31,7 @@ import io
 import os
 import re
 
+from cmri2spec_tf.data.manifest import text_key
 from cmri2spec_tf.data.problems import DataError
 from cmri2spec_tf.data.sources import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -53,8 +54,9 @@ def _subjects(root: str) -> list[str]:
 
 
 def _by_lower_name(paths) -> dict[str, str]:
-  """{file name in lower case: path}: one listing answers every "any case" lookup."""
-  return {os.path.basename(p).lower(): p for p in sorted(paths)}
+  """{text_key of the file name: path}: one listing answers every lookup in any case and any
+  Unicode normal form (a name in NFD, as macOS writes it, matches one typed in NFC)."""
+  return {text_key(os.path.basename(p)): p for p in sorted(paths)}
 
 
 def usc75(root: str, frame_rate: float | None) -> list[dict]:
@@ -65,7 +67,7 @@ def usc75(root: str, frame_rate: float | None) -> list[dict]:
       stem = re.sub(r"_video$", "", os.path.splitext(os.path.basename(video))[0],
                     flags=re.IGNORECASE)
       match = USC75_STEM.match(stem)
-      wav = wavs.get(f"{stem}_audio.wav".lower())
+      wav = wavs.get(text_key(f"{stem}_audio.wav"))
       rows.append({"subject_id": subject, "word": match["task"] if match else stem,
                    "mri": video, "audio": wav or video, "frame_rate": frame_rate})
   return rows
@@ -90,7 +92,7 @@ def frames_wav(root: str, frame_rate: float | None) -> list[dict]:
       folder = os.path.join(root, subject, utterance)
       if not _files(folder, IMAGE_EXTENSIONS):
         continue
-      wav = wavs.get(utterance.lower() + ".wav")  # <subject>/<utterance>.wav beside the folder
+      wav = wavs.get(text_key(utterance + ".wav"))  # <subject>/<utterance>.wav beside the folder
       if wav is None:
         raise DataError(folder, f"no {utterance}.wav beside this frames folder")
       rows.append({"subject_id": subject, "word": utterance, "mri": folder, "audio": wav,
@@ -109,7 +111,7 @@ def video_wav(root: str, frame_rate: float | None) -> list[dict]:
           continue
         video = os.path.join(folder, name)
         rows.append({"subject_id": subject, "word": stem, "mri": video,
-                     "audio": wavs.get(stem.lower() + ".wav", video), "frame_rate": frame_rate})
+                     "audio": wavs.get(text_key(stem + ".wav"), video), "frame_rate": frame_rate})
   return rows
 
 

@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import math
 import os
+import unicodedata
 import re
 
 from cmri2spec_tf.data.problems import Problem
@@ -131,10 +132,21 @@ def _parse_row(path, data_dir, header, line, row):
   if problems:
     return None, problems
   extra = tuple((h, v) for h, v in values.items() if h not in COLUMNS + OPTIONAL_COLUMNS)
-  return Record(line=line, subject_id=values["subject_id"], word=values["word"],
+  return Record(line=line, subject_id=nfc(values["subject_id"]), word=text_key(values["word"]),
                 mri=resolved["mri"], audio=resolved["audio"], frame_rate=numbers["frame_rate"],
                 start_s=start, end_s=end, audio_offset_s=numbers["audio_offset_s"] or 0.0,
                 extra=extra), []
+
+
+def nfc(text: str) -> str:
+  """Unicode NFC: "café" typed as one code point or as e + a combining accent is one text."""
+  return unicodedata.normalize("NFC", text)
+
+
+def text_key(text: str) -> str:
+  """How labels and file stems are compared: NFC, case-folded (and NFC again, as case folding
+  may decompose): "Café", "CAFÉ" and a decomposed "café" are one word."""
+  return nfc(nfc(text).casefold())
 
 
 def split_hdf5(entry: str) -> tuple[str, str | None]:

@@ -21,13 +21,21 @@ Colour frames become luminance with the ITU-R BT.601 weights, as colour DICOM do
 shape [T, H, W, 1|3|4] are accepted the same way. The manifest's frame_rate, when given,
 overrides what a file says. Problems raise DataError naming the file.
 
-Segments (the manifest's start_s, end_s; a word of a long recording): frame i lies at i / fps
-(a video's frames at their own timestamps); only the frames around the segment are decoded (a
-video is read as a stream from a seek just before it, arrays and HDF5 are sliced), so memory
-follows the segment, not the file. The 26 model frames are sampled evenly from start_s to
-end_s by linear interpolation between the neighbouring frames, as a cine series' are over the
-series; intensities are normalized over the segment's frames. DICOM cine series are whole
-utterances and take no segment.
+The clock (docs/method.md, "Timing"): every source but a DICOM cine series places its frames in
+time. Frame i of frames, arrays and HDF5 lies at i / fps; a video's frames lie at their own
+presentation timestamps (PyAV, FFmpeg's edit lists applied), so a variable-frame-rate video is
+read at the times its frames were shown. Segments (the manifest's start_s, end_s; a word of a
+long recording) are on that clock; only the frames around a segment are decoded (a video is
+read as a stream from a seek just before it, arrays and HDF5 are sliced), so memory follows the
+segment, not the file. The 26 model frames are sampled evenly in time, from start_s to end_s
+for a segment and from the first to the last frame for a whole recording, by linear
+interpolation between the neighbouring frames; intensities are normalized over the frames read.
+A segment may end up to one frame period after the last frame (where that frame ends). DICOM
+cine series are whole utterances and take no segment.
+
+A frames folder is recognized by its image files (at least half of its files); other files in
+it (notes, desktop.ini) are ignored and named in the CineInfo, so check_data lists them once.
+A frame rate stored as a number or as a 0-d or one-element array is read alike.
 """
 
 from __future__ import annotations
@@ -62,8 +70,11 @@ class Frames:
   spacing_mm: tuple[float, float] | None = None
   ordered_by: str = "stored order"
   files: int = 1
-  times: np.ndarray | None = None  # seconds of each frame, when a segment was read
+  times: np.ndarray | None = None  # seconds of each frame read, on the recording's clock
   total_frames: int | None = None  # of the whole recording, when only a segment was read
+  duration_s: float | None = None  # a video's length and first frame time, from its stream,
+  start_s: float | None = None  # when only a segment was read
+  ignored: tuple[str, ...] = ()  # files of a frames folder that are not frames
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +91,20 @@ class Window:
     return first, min(n_frames, int(np.ceil(self.end_s * rate)) + 2)
 
 
+def frame_files(folder: str) -> tuple[list[str], list[str]]:
+  """(image files, other files) of a folder, each sorted by name (hidden and OS files left out)."""
+  files = dicom.list_series_files(folder)
+  images = [f for f in files if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+  return images, [f for f in files if f not in set(images)]
+
+
 def kind_of(entry: str) -> str:
   """Which source an existing manifest entry is (see the table above)."""
   path, _ = split_hdf5(entry)
   extension = os.path.splitext(path)[1].lower()
   if os.path.isdir(path):
-    files = dicom.list_series_files(path)
-    if files and all(os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS for f in files):
-      return "frames"
-    return "dicom"
+    images, others = frame_files(path)
+    return "frames" if images and len(images) >= len(others) else "dicom"
   for kind, extensions in (("video", VIDEO_EXTENSIONS), ("array", ARRAY_EXTENSIONS),
                            ("hdf5", HDF5_EXTENSIONS)):
     if extension in extensions:
@@ -132,23 +148,55 @@ def to_cine(raw: Frames, entry: str, segment: tuple[float, float] | None = None)
   if not np.all(np.isfinite(frames)):
     raise DataError(entry, "frames hold NaN or infinite values")
   total = raw.total_frames or frames.shape[0]
+  times = frame_times(raw, frames.shape[0])
+  start_s, duration_s = recording_span(raw, times, total)
   info = dicom.CineInfo(frames=total, rows=frames.shape[1], columns=frames.shape[2],
                         spacing_mm=raw.spacing_mm, ordered_by=raw.ordered_by, files=raw.files,
-                        kind=raw.kind, frame_rate=raw.frame_rate)
+                        kind=raw.kind, frame_rate=raw.frame_rate, start_s=start_s,
+                        duration_s=duration_s, ignored=raw.ignored)
   normalized = dicom.normalized_grid(frames, raw.spacing_mm, entry)
-  if segment is None:
-    return dicom.Cine(frames=dicom.resample_time(normalized, dicom.N_FRAMES), info=info)
-  return dicom.Cine(frames=resample_at(normalized, raw.times, segment, entry), info=info)
+  span = segment if segment is not None else (times[0], times[-1])  # a whole one: by time
+  return dicom.Cine(frames=resample_at(normalized, times, span, entry), info=info)
+
+
+def frame_times(raw: Frames, n_frames: int) -> np.ndarray:
+  """Seconds of each frame read: the source's own, else i / fps, else the index (no rate: a
+  whole recording is then sampled evenly by frame, which is evenly by time at a fixed rate)."""
+  if raw.times is not None:
+    return np.asarray(raw.times, np.float64)
+  return np.arange(n_frames, dtype=np.float64) / (raw.frame_rate or 1.0)
+
+
+def recording_span(raw: Frames, times: np.ndarray, total: int) -> tuple[float | None,
+                                                                        float | None]:
+  """(first frame's time, the whole recording's duration, to the end of its last frame) on its
+  clock; (None, None) where neither a frame rate nor timestamps place the frames."""
+  if raw.kind == "video":
+    if raw.total_frames is None:  # the whole video was read: its frames say it
+      return float(times[0]), float(times[-1] - times[0]) + frame_period(times, None)
+    return raw.start_s, raw.duration_s
+  if raw.frame_rate is None:
+    return None, None
+  return 0.0, total / raw.frame_rate
+
+
+def frame_period(times: np.ndarray, rate: float | None) -> float:
+  """One frame's duration: 1 / fps, else the median step between the frames' times."""
+  if rate:
+    return 1.0 / rate
+  return float(np.median(np.diff(times))) if len(times) > 1 else 0.0
 
 
 def resample_at(frames: np.ndarray, times: np.ndarray, segment: tuple[float, float],
                 entry: str) -> np.ndarray:
-  """[26, h, w] sampled evenly over the segment, linear between the frames around each time."""
+  """[26, h, w] sampled evenly over the segment, linear between the frames around each time.
+  The segment may start half a frame before the first frame and end one frame period after the
+  last (where it ends: the recording's duration)."""
   start, end = segment
-  step = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-  if start < times[0] - step / 2 or end > times[-1] + step / 2:
+  step = frame_period(times, None)
+  if start < times[0] - step / 2 - 1e-9 or end > times[-1] + step + 1e-9:
     raise DataError(entry, f"segment {start:g}-{end:g} s lies outside the recording's frames "
-                    f"({times[0]:.3f}-{times[-1]:.3f} s)")
+                    f"({times[0]:.3f}-{times[-1] + step:.3f} s)")
   targets = np.clip(np.linspace(start, end, dicom.N_FRAMES), times[0], times[-1])
   lower = np.clip(np.searchsorted(times, targets, side="right") - 1, 0, len(times) - 2)
   weight = ((targets - times[lower]) / (times[lower + 1] - times[lower]))[:, None, None]
@@ -172,6 +220,18 @@ def _segment_of(entry: str, frames, rate: float | None, window: Window | None, k
                     f"recording's {frames.shape[0]} frames at {rate:g} fps")
   return Frames(grey(np.asarray(frames[first:end]), entry, what), kind, rate,
                 times=np.arange(first, end) / rate, total_frames=frames.shape[0], **fields)
+
+
+def stored_rate(value, entry: str) -> float:
+  """A frame rate as a file stores it: a number, or a 0-d or one-element array (an .npz member
+  `fps=[50.0]`, an HDF5 attribute `frame_rate=[50.0]`)."""
+  array = np.asarray(value)
+  if array.size != 1 or not np.issubdtype(array.dtype, np.number) \
+      or np.issubdtype(array.dtype, np.complexfloating):
+    raise DataError(entry, f"frame rate {value!r} is not one real number")
+  rate = float(array.reshape(-1)[0])
+  check_frame_rate(entry, rate)
+  return rate
 
 
 def check_frame_rate(entry: str, rate: float) -> None:
@@ -208,6 +268,7 @@ def read_video(entry: str, window: Window | None = None) -> Frames:
       stream = container.streams.video[0]
       rate = float(stream.average_rate) if stream.average_rate else None
       declared = stream.frames  # 0 where the container does not say
+      start_s, duration_s = _stream_span(container, stream)
       frames, times = _decode(container, stream, window, rate)
   except DataError:
     raise
@@ -220,8 +281,34 @@ def read_video(entry: str, window: Window | None = None) -> Frames:
     raise DataError(entry, f"truncated video: {len(frames)} of the {declared} frames its "
                     "header declares could be decoded")
   return Frames(np.stack(frames), "video", rate, ordered_by="stream time",
-                times=None if window is None else np.asarray(times),
-                total_frames=declared or None if window is not None else None)
+                times=on_frame_grid(np.asarray(times, np.float64), rate, start_s),
+                total_frames=declared or None if window is not None else None,
+                start_s=start_s, duration_s=duration_s)
+
+
+def on_frame_grid(times: np.ndarray, rate: float | None, start_s: float | None) -> np.ndarray:
+  """A constant-rate video's timestamps, rounded by its container (Matroska keeps milliseconds),
+  put back on their grid start + k / fps when every one lies within a quarter frame of it; a
+  variable-rate video's, which do not, as they are."""
+  if not rate:
+    return times
+  anchor = start_s or 0.0
+  steps = (times - anchor) * rate
+  if np.all(np.abs(steps - np.round(steps)) < 0.25):
+    return anchor + np.round(steps) / rate
+  return times
+
+
+def _stream_span(container, stream) -> tuple[float | None, float | None]:
+  """(start, duration) in seconds of a stream as its container declares them (None where it
+  does not): what a segment read, which decodes only part of the video, knows of the whole."""
+  start = float(stream.start_time * stream.time_base) if stream.start_time is not None \
+      and stream.time_base else None
+  if stream.duration and stream.time_base:
+    return start, float(stream.duration * stream.time_base)
+  if container.duration:
+    return start, container.duration / 1e6 - (start or 0.0)
+  return start, None
 
 
 def _decode(container, stream, window: Window | None, rate: float | None):
@@ -252,7 +339,9 @@ def read_frames_folder(entry: str, window: Window | None = None) -> Frames:
   one size."""
   from PIL import Image, UnidentifiedImageError
 
-  files = sorted(dicom.list_series_files(entry), key=lambda f: natural_key(os.path.basename(f)))
+  files, others = frame_files(entry)
+  files = sorted(files, key=lambda f: natural_key(os.path.basename(f)))
+  ignored = tuple(os.path.basename(f) for f in others)
   total, first = len(files), 0
   if window is not None:
     if window.frame_rate is None:
@@ -279,7 +368,8 @@ def read_frames_folder(entry: str, window: Window | None = None) -> Frames:
                     f"{total} frames at {window.frame_rate:g} fps")
   times = None if window is None else np.arange(first, first + len(images)) / window.frame_rate
   return Frames(grey(np.stack(images), entry), "frames", None, ordered_by="file names",
-                files=total, times=times, total_frames=total if window else None)
+                files=total, times=times, total_frames=total if window else None,
+                ignored=ignored)
 
 
 def read_array(entry: str, window: Window | None = None) -> Frames:
@@ -296,9 +386,8 @@ def read_array(entry: str, window: Window | None = None) -> Frames:
       if name is None:
         raise DataError(entry, f"holds arrays {', '.join(names) or 'none'}: name the frames "
                         "'frames'")
-      rate = next((float(stored[k]) for k in ("frame_rate", "fps") if k in stored.files), None)
-      if rate is not None:
-        check_frame_rate(entry, rate)
+      rate = next((stored_rate(stored[k], entry) for k in ("frame_rate", "fps")
+                   if k in stored.files), None)
       frames = stored[name]
       _check_rank(frames, entry, "array")
       return _segment_of(entry, frames, rate, window, "array", what="array")
@@ -328,7 +417,7 @@ def read_hdf5(entry: str, window: Window | None = None) -> Frames:
       if name not in f or not isinstance(f[name], h5py.Dataset):
         raise DataError(entry, f"no dataset {name} in this HDF5 file")
       dataset = f[name]
-      rate = next((float(dataset.attrs[k]) for k in ("frame_rate", "fps")
+      rate = next((stored_rate(dataset.attrs[k], entry) for k in ("frame_rate", "fps")
                    if k in dataset.attrs), None)
       _check_rank(dataset, entry, "dataset")
       return _segment_of(entry, dataset, rate, window, "hdf5", what="dataset")
