@@ -8,7 +8,7 @@ Sync (docs/method.md, "Timing"): the audio's first sample lies on the MRI clock 
 audio_offset_s plus the audio file's own start (a container track's start time). Its duration
 is compared with the MRI recording's where that is known (every source but a DICOM cine
 series): beyond SYNC_WARN (the larger of 0.1 s and 5 %) a warning naming both files and both
-durations, beyond SYNC_ERROR (the larger of 1 s and 20 %) a problem. A whole recording with a
+durations, beyond SYNC_ERROR (the larger of 0.5 s and 20 %) a problem. A whole recording with a
 known span takes its audio windows from the audio within that span.
 """
 
@@ -30,7 +30,7 @@ from cmri2spec_tf.data.problems import DataError, DatasetProblems, Problem, not_
 
 
 SYNC_WARN = (0.1, 0.05)  # (seconds, share of the MRI's duration): the larger is the tolerance
-SYNC_ERROR = (1.0, 0.20)  # beyond the larger of these the recording is refused
+SYNC_ERROR = (0.5, 0.20)  # beyond the larger of these the recording is refused
 
 
 @dataclasses.dataclass(frozen=True)
