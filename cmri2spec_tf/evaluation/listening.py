@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 import io
 
 import numpy as np
@@ -38,7 +39,7 @@ def write_report(model_dir: str, report: dict, heldout, predictions: dict[str, n
   """Writes model_dir/report.html atomically; returns its path."""
   model = report["model"]
   sections = [_subject_section(report, heldout, r, predictions[model], vocoder_list, windows,
-                               references)
+                               references, model_dir)
               for r in _first_recordings(heldout)]
   page = "\n".join([
       "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -70,7 +71,8 @@ def _overall_table(report: dict) -> str:
   return _table(head, rows)
 
 
-def _subject_section(report, heldout, r, predicted, vocoder_list, windows, references) -> str:
+def _subject_section(report, heldout, r, predicted, vocoder_list, windows, references,
+                     model_dir) -> str:
   params = heldout.params
   subject = heldout.subject_ids[r]
   window = windows[len(windows) // 2] if windows else heldout.spectrograms.shape[1] // 2
@@ -97,9 +99,22 @@ def _subject_section(report, heldout, r, predicted, vocoder_list, windows, refer
       f'<img alt="MRI frames of {html.escape(subject)}" src="{_data_uri(_mri_strip(heldout.mri[r]), "image/png")}">',
       f'<img alt="spectrograms of {html.escape(subject)}" src="{_data_uri(spectrograms, "image/png")}">',
       f'<div class="players">{players}</div>',
+      _attribution_strip(model_dir, subject),
       _table(["metric", "value"], [[k, v] for k, v in row.items()
                                    if k not in ("subject_id", "word")]),
       "</section>"])
+
+
+def _attribution_strip(model_dir: str, subject: str) -> str:
+  """The subject's attribution strip (explain), where one was written; else nothing."""
+  path = runs.explain_strip(model_dir, subject)
+  if not os.path.isfile(path):
+    return ""
+  with open(path, "rb") as f:
+    png = f.read()
+  return (f"<p>Where the prediction comes from (integrated gradients, python -m "
+          f"cmri2spec_tf.explain):</p><img alt=\"attribution of {html.escape(subject)}\" "
+          f"src=\"{_data_uri(png, 'image/png')}\">")
 
 
 def _mri_strip(mri: np.ndarray) -> bytes:

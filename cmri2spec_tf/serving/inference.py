@@ -25,11 +25,12 @@ class Translator:
   spectrogram parameters (`params`) of the data it was trained on, and the vocoder that
   `to_audio` uses (speech/vocoders.py: Griffin-Lim unless a neural vocoder is given)."""
 
-  def __init__(self, translate, params: SpecParams, source: str, vocoder=None):
+  def __init__(self, translate, params: SpecParams, source: str, vocoder=None, model=None):
     from cmri2spec_tf.speech import vocoders
 
     self._translate, self.params, self.source = translate, params, source
     self.vocoder = vocoder or vocoders.GriffinLim(params)
+    self.model = model  # the Keras translator, where it was loaded from a run folder
 
   def __repr__(self) -> str:
     return f"Translator({self.source!r})"
@@ -53,6 +54,32 @@ class Translator:
     out = np.concatenate([self._translate(batch[i:i + BATCH_SIZE])
                           for i in range(0, len(batch), BATCH_SIZE)])
     return out[0] if single else out
+
+  def explain(self, mri, masks: str | None = None, steps: int = 32) -> dict:
+    """Where in the images the prediction comes from (evaluation/attribution.py): {"maps":
+    {target: float32 [26, 128, 128]} (integrated gradients for the whole spectrogram, each band
+    group and each time third), "mri": the input [26, 128, 128]}, and with a masks.npz (given, or
+    the phantom's beside the source) "shares" and "occlusion" (lists of rows). Needs a run
+    folder's Keras model (gradients), not an export."""
+    from cmri2spec_tf.evaluation import attribution, explaining
+
+    if self.model is None:
+      raise ValueError(f"{self.source}: explain needs a training run's folder (an export or a "
+                       "served model gives no gradients)")
+    if isinstance(mri, (str, os.PathLike)):
+      example = explaining.single_example(os.fspath(mri), masks, None)
+      frames, found = example.mri, example.masks
+    else:
+      frames = np.asarray(mri, np.float32).reshape(26, 128, 128)
+      found = attribution.read_masks(masks) if masks else None
+    maps = attribution.integrated_gradients(self.model, frames,
+                                            attribution.target_masks(self.params), steps)
+    out = {"maps": maps, "mri": frames}
+    if found is not None:
+      predict = lambda batch: self.predict(batch)
+      out["shares"] = attribution.attribution_shares(maps, found)
+      out["occlusion"] = attribution.occlusion_table(predict, frames, found, self.params)
+    return out
 
   def to_db(self, spectrogram: np.ndarray) -> np.ndarray:
     """The normalized spectrogram in dB (ref 1), the inverse of the training normalization."""
@@ -114,7 +141,7 @@ def load(path: str, weights: str = "best", vocoder: str | None = None) -> Transl
   if os.path.exists(runs.path(path, runs.CONFIG_JSON)):
     translator, params, _ = runs.load_translator(path, weights)
     return Translator(lambda mri: np.asarray(translator.predict_on_batch(mri))[..., 0], params,
-                      path, vocoders.from_flag(vocoder, params))
+                      path, vocoders.from_flag(vocoder, params), model=translator)
   raise FileNotFoundError(f"{path}: neither a training run's model_dir ({runs.CONFIG_JSON}) nor "
                           "an exported SavedModel (saved_model.pb)")
 

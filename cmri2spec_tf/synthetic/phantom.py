@@ -213,16 +213,30 @@ def render_frames(subject: Subject, rng: np.random.Generator) -> np.ndarray:
 def render_articulators(subject: Subject, articulators: np.ndarray,
                         rng: np.random.Generator) -> np.ndarray:
   """uint16 [T, 128, 128]: the subject's anatomy at each row of articulators [T, 6]."""
+  x, y, shading = _anatomy_grid(subject)
+  frames = np.stack([_draw_anatomy(x, y, a) for a in articulators]) * shading
+  sigma = 0.035
+  noisy = np.hypot(frames + rng.normal(0, sigma, frames.shape), rng.normal(0, sigma, frames.shape))
+  return np.clip(noisy * 3000, 0, 4095).astype(np.uint16)
+
+
+def render_labels(subject: Subject, articulators: np.ndarray) -> np.ndarray:
+  """uint8 [T, 128, 128]: which structure (LABELS) each pixel of each frame shows, drawn with
+  the very shapes the images are painted with (a pixel belongs to the last shape painted over
+  it at half strength or more)."""
+  x, y, _ = _anatomy_grid(subject)
+  return np.stack([_label_anatomy(x, y, a) for a in articulators])
+
+
+def _anatomy_grid(subject: Subject):
+  """(x, y) anatomy coordinates of every pixel, and the coil shading."""
   yy, xx = np.mgrid[0:MATRIX, 0:MATRIX].astype(np.float64)
   dx, dy = subject.anatomy_shift_px
   s = subject.anatomy_scale
   x = (xx - 64 - dx) / s + 64  # anatomy coordinates
   y = (yy - 64 - dy) / s + 64
   shading = 0.85 + 0.3 * np.exp(-((xx - 40) ** 2 + (yy - 70) ** 2) / (2 * 60.0**2))
-  frames = np.stack([_draw_anatomy(x, y, a) for a in articulators]) * shading
-  sigma = 0.035
-  noisy = np.hypot(frames + rng.normal(0, sigma, frames.shape), rng.normal(0, sigma, frames.shape))
-  return np.clip(noisy * 3000, 0, 4095).astype(np.uint16)
+  return x, y, shading
 
 
 def _ellipse(x, y, cx, cy, rx, ry, soft=1.0):
@@ -243,29 +257,59 @@ def _paint(image, mask, value):
   return image * (1 - mask) + value * mask
 
 
-def _draw_anatomy(x, y, articulators) -> np.ndarray:
-  """One frame: head tissue, airways, palate, velum, tongue, jaw and lips (intensity ~[0, 1])."""
+# The label maps' legend (masks.npz): what each value of a pixel is.
+LABELS = {0: "air and background", 1: "tongue", 2: "lips", 3: "jaw", 4: "velum",
+          5: "pharynx wall", 6: "hard palate", 7: "other tissue"}
+ARTICULATOR_LABELS = {"tongue": 1, "lips": 2, "jaw": 3, "velum": 4, "pharynx wall": 5,
+                      "hard palate": 6}
+PHARYNX_WALL_PX = 3.0  # tissue within this distance of the pharyngeal airway is its wall
+
+
+def _anatomy_layers(x, y, articulators):
+  """The shapes of one frame in painting order: (mask in [0, 1], intensity, label)."""
   jaw, height, back, tip, rounding, velum = articulators
-  img = _ellipse(x, y, 66, 62, 56, 66) * 0.45  # head and neck soft tissue
-  img = _paint(img, _ellipse(x, y, 70, 10, 40, 22), 0.6)  # brain above the palate
-  img = _paint(img, _ellipse(x, y, 52, 46, 22, 7), 0.02)  # nasal cavity
-  img = _paint(img, _capsule(x, y, 84, 50, 86, 124, 5), 0.02)  # pharynx
-  img = _paint(img, _ellipse(x, y, 52, 66, 26, 10 + 6 * jaw), 0.02)  # oral cavity
-  img = _paint(img, _capsule(x, y, 32, 56, 72, 56, 2.0), 0.5)  # hard palate
   angle = np.deg2rad(70 - 100 * velum)  # lowered: hangs down; raised: up and back
   velum_end = (72 + 14 * np.cos(angle), 56 + 14 * np.sin(angle))
-  img = _paint(img, _capsule(x, y, 72, 56, *velum_end, 3.0), 0.5)  # soft palate
   tongue_x, tongue_y = 42 + 30 * back, 82 - 18 * height + 8 * jaw
-  img = _paint(img, _ellipse(x, y, tongue_x, tongue_y, 17, 11), 0.75)  # tongue body
   tip_x, tip_y = tongue_x - 16, tongue_y - 2 - 16 * tip
-  img = _paint(img, _capsule(x, y, tongue_x - 8, tongue_y - 2, tip_x, tip_y, 3.5), 0.75)
   jaw_y = 92 + 12 * jaw
-  img = _paint(img, _capsule(x, y, 28, jaw_y, 70, jaw_y - 6, 4), 0.95)  # mandible marrow
   aperture = 1 + 11 * jaw * (1 - 0.6 * rounding)
   lip_x = 17 - 5 * rounding
-  img = _paint(img, _ellipse(x, y, lip_x, 62 - aperture / 2 - 5, 7, 5), 0.5)  # upper lip
-  img = _paint(img, _ellipse(x, y, lip_x, 62 + aperture / 2 + 5 + 6 * jaw, 7, 5), 0.5)
+  return [
+      (_ellipse(x, y, 66, 62, 56, 66), 0.45, 7),  # head and neck soft tissue (painted on 0)
+      (_ellipse(x, y, 70, 10, 40, 22), 0.6, 7),  # brain above the palate
+      (_ellipse(x, y, 52, 46, 22, 7), 0.02, 0),  # nasal cavity
+      (_capsule(x, y, 84, 50, 86, 124, 5), 0.02, 0),  # pharynx
+      (_ellipse(x, y, 52, 66, 26, 10 + 6 * jaw), 0.02, 0),  # oral cavity
+      (_capsule(x, y, 32, 56, 72, 56, 2.0), 0.5, 6),  # hard palate
+      (_capsule(x, y, 72, 56, *velum_end, 3.0), 0.5, 4),  # soft palate
+      (_ellipse(x, y, tongue_x, tongue_y, 17, 11), 0.75, 1),  # tongue body
+      (_capsule(x, y, tongue_x - 8, tongue_y - 2, tip_x, tip_y, 3.5), 0.75, 1),  # tongue tip
+      (_capsule(x, y, 28, jaw_y, 70, jaw_y - 6, 4), 0.95, 3),  # mandible marrow
+      (_ellipse(x, y, lip_x, 62 - aperture / 2 - 5, 7, 5), 0.5, 2),  # upper lip
+      (_ellipse(x, y, lip_x, 62 + aperture / 2 + 5 + 6 * jaw, 7, 5), 0.5, 2),  # lower lip
+  ]
+
+
+def _draw_anatomy(x, y, articulators) -> np.ndarray:
+  """One frame: head tissue, airways, palate, velum, tongue, jaw and lips (intensity ~[0, 1])."""
+  (head, value, _), *rest = _anatomy_layers(x, y, articulators)
+  img = head * value
+  for mask, value, _ in rest:
+    img = _paint(img, mask, value)
   return img
+
+
+def _label_anatomy(x, y, articulators) -> np.ndarray:
+  """One frame's label map (LABELS): the last shape painted at half strength or more; tissue
+  around the pharyngeal airway is its wall."""
+  labels = np.zeros(x.shape, np.uint8)
+  for k, (mask, _, label) in enumerate(_anatomy_layers(x, y, articulators)):
+    labels[mask >= 0.5] = label
+    if k == 3:  # after the pharynx: the tissue ring around its airway
+      ring = _capsule(x, y, 84, 50, 86, 124, 5 + PHARYNX_WALL_PX)
+      labels[(ring >= 0.5) & (mask < 0.5) & (labels == 7)] = 5
+  return labels
 
 
 # ---------------------------------------------------------------- writing
@@ -314,7 +358,7 @@ def write_dicom_series(folder: str, subject: Subject, frames: np.ndarray, seed: 
 
 
 def generate_subject(out_dir: str, index: int, subject_id: str, word: str, seed: int) -> Subject:
-  """Writes one subject's DICOM series and WAV; returns its parameters."""
+  """Writes one subject's DICOM series, WAV and articulator masks; returns its parameters."""
   rng = np.random.default_rng([seed, index])
   subject = make_subject(subject_id, word, rng)
   frames = render_frames(subject, rng)
@@ -322,7 +366,27 @@ def generate_subject(out_dir: str, index: int, subject_id: str, word: str, seed:
   folder = os.path.join(out_dir, "subjects", subject_id)
   write_dicom_series(os.path.join(folder, "mri"), subject, frames, seed)
   soundfile.write(os.path.join(folder, "audio.wav"), audio, SAMPLE_RATE, subtype="PCM_16")
+  labels = render_labels(subject, segment_tracks(subject, frame_times(subject))["articulators"])
+  write_masks(os.path.join(folder, MASKS), labels)
   return subject
+
+
+MASKS = "masks.npz"  # beside a cine subject's mri/ folder; <stem>_masks.npz beside a video
+
+
+def write_masks(path: str, labels: np.ndarray, fps: float | None = None) -> None:
+  """masks.npz: `labels` uint8 [frames, 128, 128] on the images' pixel grid (the package's
+  geometry leaves the phantom's square 128 x 128 frames as they are), `legend` ("0=air and
+  background;1=tongue;..."), and `fps` for a real-time take (frame i at i / fps)."""
+  import io
+
+  from cmri2spec_tf.base import atomic
+
+  legend = ";".join(f"{k}={v}" for k, v in LABELS.items())
+  buffer = io.BytesIO()
+  extra = {} if fps is None else {"fps": np.float64(fps)}
+  np.savez_compressed(buffer, labels=labels.astype(np.uint8), legend=np.array(legend), **extra)
+  atomic.write_bytes(path, buffer.getvalue())
 
 
 def factor_row(subject: Subject, with_timing: bool = True) -> dict:

@@ -8,6 +8,7 @@ tracks that drive the audio. Written per subject:
 
   subjects/<id>/<id>_take.mp4   H.264 video (8-bit grey, 50 fps) with the sound as an AAC track
   subjects/<id>/<id>_take.wav   the same sound, 16-bit PCM at 22,050 Hz
+  subjects/<id>/<id>_take_masks.npz  the articulators' label map of every frame (phantom.LABELS)
   alignments/<id>_take.TextGrid a "words" tier with the three words (and empty pauses)
   recordings.csv                subject_id, word (the three words joined by +), mri, audio
   subjects.csv                  each subject's factors (data/factors.py), timing left out
@@ -41,8 +42,9 @@ def words_of(main_word: str) -> list[str]:
 
 
 def record_subject(index: int, subject_id: str, main_word: str, seed: int):
-  """(waveform, uint8 frames [T, 128, 128], [(word, start_s, end_s)], speaker) of one subject's
-  take (speaker: the phantom.Subject whose traits every word shares)."""
+  """(waveform, uint8 frames [T, 128, 128], [(word, start_s, end_s)], speaker, uint8 labels
+  [T, 128, 128]) of one subject's take (speaker: the phantom.Subject whose traits every word
+  shares)."""
   rng = np.random.default_rng([seed, index, 1])
   speaker = phantom.make_subject(subject_id, main_word, rng)
   traits = {k: getattr(speaker, k) for k in ("f0_hz", "vocal_tract_cm", "anatomy_scale",
@@ -60,7 +62,8 @@ def record_subject(index: int, subject_id: str, main_word: str, seed: int):
   articulators = _articulators_at(times, words)
   frames = phantom.render_articulators(speaker, articulators, rng)
   intervals = [(u.word, start, start + u.n_samples / phantom.SAMPLE_RATE) for u, start in words]
-  return waveform, np.round(frames / 16).astype(np.uint8), intervals, speaker
+  labels = phantom.render_labels(speaker, articulators)
+  return waveform, np.round(frames / 16).astype(np.uint8), intervals, speaker, labels
 
 
 def _articulators_at(times: np.ndarray, words) -> np.ndarray:
@@ -116,11 +119,12 @@ def write_textgrid(path: str, intervals, duration: float) -> None:
 
 def generate_subject(out_dir: str, index: int, subject_id: str, word: str, seed: int):
   """Writes one subject's take (video, wav, TextGrid); returns (its manifest row, its factors)."""
-  waveform, frames, intervals, speaker = record_subject(index, subject_id, word, seed)
+  waveform, frames, intervals, speaker, labels = record_subject(index, subject_id, word, seed)
   name = TAKE.format(subject_id)
   folder = os.path.join(out_dir, "subjects", subject_id)
   os.makedirs(folder, exist_ok=True)
   write_video(os.path.join(folder, name + ".mp4"), frames, waveform)
+  phantom.write_masks(os.path.join(folder, name + "_masks.npz"), labels, fps=FPS)
   with atomic.atomic_path(os.path.join(folder, name + ".wav"), suffix=".wav") as tmp:
     soundfile.write(tmp, waveform, phantom.SAMPLE_RATE, subtype="PCM_16")
   write_textgrid(os.path.join(out_dir, "alignments", name + ".TextGrid"), intervals,

@@ -18,6 +18,8 @@
                                                package
   model_dir/evaluation.json, evaluation.csv,   the evaluation's report, per-subject rows and one
   model_dir/predictions.npz                    spectrogram per held-out recording and method
+  model_dir/explain/<subject>.png              attribution strips (explain), for report.html
+  model_dir/writer.lock                        the training process's lock (see WriterLock)
 
 Every file is written under a temporary name and renamed (base/atomic.py). Commands and libraries
 read and write a run only through these functions; loading a finished run (`load_trainer`,
@@ -71,6 +73,7 @@ PROBES_JSON, LATENT_PNG = "probes.json", "latent.png"
 EVALUATION_JSON, EVALUATION_CSV, PREDICTIONS_NPZ = ("evaluation.json", "evaluation.csv",
                                                     "predictions.npz")
 LOCK = "writer.lock"
+EXPLAIN = "explain"  # attribution strips per held-out subject (evaluation/explaining.py)
 WEIGHTS_CHOICES = ("best", "last")
 KEEP_EPOCHS = 2
 # The settings that only continue a run: how long, how loudly, with which pictures and sounds, on
@@ -151,6 +154,11 @@ def load_spec_params(model_dir: str) -> SpecParams:
   except (OSError, ValueError, TypeError, KeyError) as e:
     raise NotARun(f"{file}: missing or unreadable ({e}); is {model_dir} a training run's "
                   "model_dir?") from e
+
+
+def explain_strip(model_dir: str, subject_id: str) -> str:
+  """Where `explain` leaves a held-out subject's attribution strip (report.html shows it)."""
+  return os.path.join(model_dir, EXPLAIN, f"{subject_id}.png")
 
 
 def write_summary(model_dir: str, summary: dict) -> None:
