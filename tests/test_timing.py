@@ -136,6 +136,8 @@ def test_a_delayed_audio_track_is_placed_by_its_start_time(tmp_path):
   table = lines[[i for i, x in enumerate(lines) if x.startswith("subject")][0]:]
   assert "audio@ s" in table[0] and "dur diff s" in table[0]
   assert f" {summary.timing.audio_start_s:.3f} " in table[1]
+  assert any(line.startswith("audio of ") and "on the MRI clock (applied)" in line
+             for line in lines)
   assert video  # the file the rows name
 
 

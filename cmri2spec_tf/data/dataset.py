@@ -223,10 +223,13 @@ def format_summary(summaries: list[RecordSummary]) -> str:
 
 
 def format_notes(summaries: list[RecordSummary]) -> list[str]:
-  """check_data's lines under the table: each sync warning, and each frames folder's ignored
-  files, once."""
+  """check_data's lines under the table, each once: sync warnings, audio that starts off the
+  MRI clock's zero (where it is placed), frames folders' ignored files."""
   notes = dict.fromkeys(f"WARNING {w}" for s in summaries for w in s.warnings)
   for summary in summaries:
+    if summary.timing is not None and abs(summary.timing.audio_start_s) >= 0.0005:
+      notes[f"audio of {summary.mri}: its first sample lies at "
+            f"{summary.timing.audio_start_s:.3f} s on the MRI clock (applied)"] = None
     if summary.cine.ignored:
       notes[f"ignored in {summary.mri}: {', '.join(summary.cine.ignored)} (not image frames)"] \
           = None
