@@ -37,6 +37,8 @@ def main(argv):
     rows = layouts.index(FLAGS.layout, FLAGS.root, FLAGS.out, FLAGS.frame_rate)
   except DataError as e:
     cli.fail(f"error: {e}; nothing written")
+  except OSError as e:  # a full disk (base/errors.py: WriteFailed names the file)
+    cli.fail(f"error: {e}")
   subjects = len({r["subject_id"] for r in rows})
   print(f"wrote {len(rows)} recordings of {subjects} subjects to {FLAGS.out}")
 

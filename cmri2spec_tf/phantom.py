@@ -35,14 +35,17 @@ def main(argv):
   from cmri2spec_tf.synthetic import phantom, phantom_rtmri
 
   start = time.perf_counter()
-  if FLAGS.rtmri:
-    count = phantom_rtmri.generate(FLAGS.out_dir, FLAGS.ageese, FLAGS.asouk, FLAGS.seed,
-                                   FLAGS.workers)
-    what = "real-time recordings (recordings.csv, alignments/)"
-  else:
-    count = len(phantom.generate(FLAGS.out_dir, FLAGS.ageese, FLAGS.asouk, FLAGS.seed,
-                                 FLAGS.workers))
-    what = "subjects (manifest.csv)"
+  try:
+    if FLAGS.rtmri:
+      count = phantom_rtmri.generate(FLAGS.out_dir, FLAGS.ageese, FLAGS.asouk, FLAGS.seed,
+                                     FLAGS.workers)
+      what = "real-time recordings (recordings.csv, alignments/)"
+    else:
+      count = len(phantom.generate(FLAGS.out_dir, FLAGS.ageese, FLAGS.asouk, FLAGS.seed,
+                                   FLAGS.workers))
+      what = "subjects (manifest.csv)"
+  except OSError as e:  # a full disk: the OS error names the file
+    cli.fail(f"error: {e}")
   print(f"wrote {count} {what} to {FLAGS.out_dir} in {time.perf_counter() - start:.1f} s")
 
 

@@ -51,6 +51,8 @@ def main(argv):
     done = alignments.segment_manifest(FLAGS.manifest, FLAGS.alignments, FLAGS.out, choice)
   except DataError as e:
     cli.fail(f"error: {e}; nothing written")
+  except OSError as e:  # a full disk (base/errors.py: WriteFailed names the file)
+    cli.fail(f"error: {e}")
   for path in done["unaligned"]:
     print(f"warning: no alignment for {path}; its recording is left out", file=sys.stderr)
   for word, (segments, subjects) in done["words"].items():
