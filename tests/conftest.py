@@ -1,6 +1,12 @@
-"""Shared fixtures: a small phantom dataset made once per test session."""
+"""Shared fixtures: a small phantom dataset, a smoke run and a vocoder, each made once per test
+run, also when pytest-xdist runs the suite in several worker processes (`shared`: the first
+worker to need one builds it under a file lock in the run's common temporary folder; the others
+wait for it and read it). Read-only for tests: copy to modify."""
 
+import fcntl
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,12 +21,27 @@ from cmri2spec_tf.synthetic import phantom  # noqa: E402
 PHANTOM_AGEESE, PHANTOM_ASOUK = 3, 2
 
 
+def shared(tmp_path_factory, name: str, make):
+  """A folder `make(folder)` filled once per test run, whichever xdist worker asks first."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # every worker's basetemp lies in the run's one folder
+  folder = root / f"shared-{name}"
+  with open(root / f"shared-{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (folder / ".done").exists():
+      shutil.rmtree(folder, ignore_errors=True)
+      folder.mkdir()
+      make(folder)
+      (folder / ".done").write_text("")
+  return folder
+
+
 @pytest.fixture(scope="session")
 def phantom_dir(tmp_path_factory):
   """5 phantom subjects (3 'ageese', 2 'asouk'), seed 0. Read-only for tests: copy to modify."""
-  out = tmp_path_factory.mktemp("phantom")
-  phantom.generate(str(out), PHANTOM_AGEESE, PHANTOM_ASOUK, seed=0)
-  return str(out)
+  return str(shared(tmp_path_factory, "phantom",
+                    lambda out: phantom.generate(str(out), PHANTOM_AGEESE, PHANTOM_ASOUK, seed=0)))
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,28 +54,36 @@ def smoke_command(tmp_path, *extra):
           f"--cache_dir={tmp_path}/cache", *extra]
 
 
+def _command_into(folder, command):
+  """Runs a command for a shared fixture; keeps its output beside what it made."""
+  result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-3000:]
+  (folder / "process.json").write_text(json.dumps({"args": command, "stdout": result.stdout,
+                                                    "stderr": result.stderr}))
+
+
+def _completed(folder) -> subprocess.CompletedProcess:
+  kept = json.loads((folder / "process.json").read_text())
+  return subprocess.CompletedProcess(kept["args"], 0, kept["stdout"], kept["stderr"])
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
   """(model_dir, CompletedProcess) of one smoke training run, shared by the tests that read it."""
-  tmp_path = tmp_path_factory.mktemp("smoke")
-  result = subprocess.run(smoke_command(tmp_path), capture_output=True, text=True, timeout=600,
-                          cwd=REPO)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return tmp_path / "run", result
+  folder = shared(tmp_path_factory, "smoke",
+                  lambda out: _command_into(out, smoke_command(out)))
+  return folder / "run", _completed(folder)
 
 
 @pytest.fixture(scope="session")
 def smoke_vocoder(smoke_run, tmp_path_factory):
   """(vocoder folder, CompletedProcess): configs/vocoder_smoke.cfg on the smoke run's data and
   fold."""
-  import json
-
   run, _ = smoke_run
   config = json.loads((run / "config.json").read_text())
-  folder = tmp_path_factory.mktemp("vocoder") / "vocoder"
-  result = subprocess.run(
-      [sys.executable, "-m", "cmri2spec_tf.vocoder", f"--flagfile={REPO}/configs/vocoder_smoke.cfg",
-       f"--data_dir={config['data_dir']}", f"--model_dir={folder}", f"--split={config['split']}",
-       f"--fold={config['fold']}"], capture_output=True, text=True, timeout=600, cwd=REPO)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return folder, result
+  command = lambda out: [
+      sys.executable, "-m", "cmri2spec_tf.vocoder", f"--flagfile={REPO}/configs/vocoder_smoke.cfg",
+      f"--data_dir={config['data_dir']}", f"--model_dir={out}/vocoder", f"--split={config['split']}",
+      f"--fold={config['fold']}"]
+  folder = shared(tmp_path_factory, "vocoder", lambda out: _command_into(out, command(out)))
+  return folder / "vocoder", _completed(folder)

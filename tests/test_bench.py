@@ -47,5 +47,9 @@ def test_paper_projection_uses_the_paper_config():
   with open(f"{REPO}/configs/paper.cfg") as f:
     flags = dict(line.strip("-\n").partition("=")[::2] for line in f if line.startswith("--"))
   assert int(flags["epochs"]) == bench.PAPER_EPOCHS and flags["split"] == "loso"
-  assert int(flags["phantom_ageese"]) + int(flags["phantom_asouk"]) == bench.PAPER_TRAINING_SUBJECTS + 1
+  from cmri2spec_tf.training.config import TrainConfig
+
+  paper = TrainConfig(data_dir="", model_dir="")  # its defaults are the paper's: 63 subjects
+  assert paper.phantom_ageese + paper.phantom_asouk == bench.PAPER_TRAINING_SUBJECTS + 1
+  assert "phantom" not in flags  # the paper config never writes data where a user points it
   assert "pairs_per_epoch" not in flags  # every training example once per epoch

@@ -83,7 +83,10 @@ def test_the_phantom_writes_articulator_masks_on_the_image_grid(phantom_dir):
 
 def test_explain_on_the_smoke_run_writes_maps_pictures_tables_and_the_report_strip(
     smoke_run, tmp_path):
-  run, _ = smoke_run
+  import shutil
+
+  run = tmp_path / "run"  # explain writes strips into the run folder: a copy of the shared one
+  shutil.copytree(smoke_run[0], run)
   out = tmp_path / "explain"
   result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.explain", f"--model_dir={run}",
                            f"--out={out}", "--limit=2", "--steps=4"], cwd=REPO,

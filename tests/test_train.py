@@ -196,22 +196,28 @@ def test_deterministic_runs_give_bit_identical_weights(smoke_run, tmp_path):
       np.testing.assert_array_equal(a, b)
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-  first = subprocess.run(_command(tmp_path, "--epochs=1"), cwd=REPO, capture_output=True,
-                         text=True, timeout=600)
-  assert first.returncode == 0, first.stderr[-3000:]
-  good = (tmp_path / "run" / "checkpoints" / "epoch-0001.weights.h5").read_bytes()
-  # lambda beyond float32: the adversarial term, and so the loss, is infinite from the first step
-  second = subprocess.run(_command(tmp_path, "--epochs=2", "--lam=1e39"), cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-  assert second.returncode == 1
-  assert "a loss became NaN or infinite in epoch 2" in second.stderr
-  assert "last good checkpoint (epoch 1) is kept" in second.stderr
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(smoke_run, tmp_path):
+  import shutil
+
+  shutil.copytree(smoke_run[0], tmp_path / "run")  # 2 finished epochs
+  config = json.loads((tmp_path / "run" / "config.json").read_text())
+  good = (tmp_path / "run" / "checkpoints" / "epoch-0002.weights.h5").read_bytes()
+  # lambda beyond float32: the adversarial term, and so the loss, is infinite from the first
+  # step. A run's definition changes only by its owner's hand (runs.check_definition): here
+  # the stored config says the same lambda as the command.
+  config["lam"] = 1e39
+  (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+  command = _command(tmp_path, "--epochs=3", "--lam=1e39", f"--data_dir={config['data_dir']}",
+                     f"--cache_dir={config['cache_dir']}")
+  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 1, result.stderr[-3000:]
+  assert "a loss became NaN or infinite in epoch 3" in result.stderr
+  assert "last good checkpoint (epoch 2) is kept" in result.stderr
   state = json.loads((tmp_path / "run" / "checkpoints" / "state.json").read_text())
-  assert state["epoch"] == 1
-  assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["epoch-0001.weights.h5",
-                                                                  "state.json"]
-  assert (tmp_path / "run" / "checkpoints" / "epoch-0001.weights.h5").read_bytes() == good
+  assert state["epoch"] == 2
+  assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == [
+      "epoch-0001.weights.h5", "epoch-0002.weights.h5", "state.json"]
+  assert (tmp_path / "run" / "checkpoints" / "epoch-0002.weights.h5").read_bytes() == good
 
 
 def test_jit_on_with_deterministic_is_refused_before_anything_is_written(tmp_path):

@@ -81,8 +81,9 @@ KEEP_EPOCHS = 2
 # and must match the stored config.json to train into an existing run folder.
 CONTINUATION = ("epochs", "verbose", "image_every", "audio_every", "n_images", "vocoder",
                 "cache_dir", "jit", "strategy", "phantom", "phantom_ageese", "phantom_asouk")
-# What a run folder may hold before its config.json is written (a start that stopped early).
-EARLY_FILES = {FLAGS_TXT, LOCK, LOGS, CHECKPOINTS}
+# What a run folder may hold before its config.json is written (a start that stopped early, or
+# a multi-worker run whose other workers write their own folders under workers/).
+EARLY_FILES = {FLAGS_TXT, LOCK, LOGS, CHECKPOINTS, "workers"}
 
 
 class NotARun(FileNotFoundError):
