@@ -38,7 +38,17 @@ def test_smoke_run_writes_model_dir(smoke_run):
   assert json.loads((run / "spec_params.json").read_text())["db_min"] == -80.0
   summary = json.loads((run / "summary.json").read_text())
   assert summary["epochs"] == 2 and 0 < summary["heldout_l1"] < 0.5
-  assert "held-out L1" in result.stdout and "mean-spectrogram baseline" in result.stdout
+  assert summary["last_epoch"] == 2 and 0 < summary["last_heldout_l1"] < 0.5
+  lookups = summary["lookups"]
+  assert lookups["mean_spectrogram"] == pytest.approx(summary["mean_spectrogram_l1"])
+  # the floor (each recording's own mean window) is below every lookup that sees one input
+  assert 0 < lookups["recording_floor"] < min(lookups["word_mean"], lookups["nearest_neighbour"],
+                                              lookups["mean_spectrogram"])
+  last_line = result.stdout.strip().splitlines()[-1]
+  assert last_line.startswith(f"held-out L1 {summary['last_heldout_l1']:.4f} (last epoch 2)")
+  for level in ("mean-spectrogram baseline", "nearest neighbour", "word's mean",
+                "recording-mean floor"):
+    assert level in last_line, level
   assert not [f for f in os.listdir(run / "checkpoints") if f.endswith(".tmp")]
 
 

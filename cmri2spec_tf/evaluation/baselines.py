@@ -3,7 +3,9 @@
   mean spectrogram   the mean of every training window (one image for everyone),
   nearest neighbour  the mean spectrogram of the training recording whose MRI sequence is closest
                      (Euclidean distance over the normalized 26 x 128 x 128 voxels).
-Training prints the first against the held-out L1 it monitors; evaluation scores both.
+Training prints the first against the held-out L1 it monitors, and at its end every lookup level
+(`lookup_levels`: these two, the word's mean and each recording's own mean, the floor no model
+of one MRI input per recording can beat); evaluation scores both methods.
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ def word_mean_predictions(train: ArrayDataset, heldout: ArrayDataset) -> np.ndar
            for w in set(train.words)}
   fallback = mean_window(train)
   return np.stack([means.get(w, fallback) for w in heldout.words])
+
+
+def lookup_levels(train: ArrayDataset, heldout: ArrayDataset,
+                  window_stride: int = 1) -> dict[str, float]:
+  """The held-out L1 of each lookup, on the windows training monitors (every window_stride-th):
+  the mean spectrogram, the nearest neighbour, the word's mean (told the word) and the
+  recording-mean floor (each recording's own mean window: all windows of a recording share one
+  MRI input, so no model does better on average)."""
+  targets = heldout.spectrograms[:, ::window_stride].astype(np.float32)
+  l1 = lambda predicted: float(np.abs(targets - predicted[:, None]).mean())
+  return {"mean_spectrogram": l1(mean_spectrogram(train, heldout)),
+          "nearest_neighbour": l1(nearest_neighbour(train, heldout)),
+          "word_mean": l1(word_mean_predictions(train, heldout)),
+          "recording_floor": l1(targets.mean(axis=1))}
 
 
 def predictions(train: ArrayDataset, heldout: ArrayDataset) -> dict[str, np.ndarray]:

@@ -125,14 +125,36 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
           f"checkpoint (epoch {kept}) is kept in {runs.checkpoint_dir(config.model_dir)}. "
           "Lower the learning rates or check the data, then run again to resume from it.")
   runs.save_translator(model, config)
-  best = runs.read_best(config.model_dir)
-  summary = {"fold": config.fold, "heldout_subjects": heldout_subjects,
-             "epochs": config.epochs, "best_epoch": best.get("epoch"),
-             "heldout_l1": best.get("val_l1"), "mean_spectrogram_l1": baseline}
+  summary = summarize(config, train, heldout, heldout_subjects, baseline)
   runs.write_summary(config.model_dir, summary)
-  print(f"held-out L1 {summary['heldout_l1']:.4f} (best epoch {summary['best_epoch']}) vs "
-        f"mean-spectrogram baseline {baseline:.4f}")
+  print(final_line(summary))
   return summary
+
+
+def summarize(config: TrainConfig, train, heldout, heldout_subjects, baseline: float) -> dict:
+  """summary.json: the last epoch's held-out L1 first, the best epoch's (chosen on these very
+  subjects: optimistic), and every lookup level on the same windows."""
+  best, last = runs.read_best(config.model_dir), runs.read_state(config.model_dir) or {}
+  lookups = baselines.lookup_levels(train, heldout, config.val_window_stride)
+  return {"fold": config.fold, "heldout_subjects": heldout_subjects, "epochs": config.epochs,
+          "last_epoch": last.get("epoch"), "last_heldout_l1": last.get("val_l1"),
+          "best_epoch": best.get("epoch"), "heldout_l1": best.get("val_l1"),
+          "mean_spectrogram_l1": baseline, "lookups": lookups}
+
+
+def final_line(summary: dict) -> str:
+  """Training's last line: the last epoch's held-out L1, then the best (marked as chosen on the
+  held-out subjects), then the lookups a model must beat."""
+  last, best = summary["last_heldout_l1"], summary["heldout_l1"]
+  lookups = summary["lookups"]
+  head = (f"held-out L1 {last:.4f} (last epoch {summary['last_epoch']})" if last is not None
+          else "held-out L1 -")
+  if best is not None and summary["best_epoch"] != summary["last_epoch"]:
+    head += (f"; best {best:.4f} at epoch {summary['best_epoch']} (picked on these subjects: "
+             "optimistic)")
+  return (f"{head} vs mean-spectrogram baseline {summary['mean_spectrogram_l1']:.4f}; "
+          f"nearest neighbour {lookups['nearest_neighbour']:.4f}, word's mean "
+          f"{lookups['word_mean']:.4f}, recording-mean floor {lookups['recording_floor']:.4f}")
 
 
 def warn_if_slow(name: str) -> None:

@@ -414,12 +414,15 @@ def read_state(model_dir: str) -> dict | None:
   return read_json(os.path.join(checkpoint_dir(model_dir), STATE_JSON))
 
 
-def save_epoch(model: keras.Model, model_dir: str, epoch: int) -> None:
-  """The epoch's checkpoint, then the index pointing at it; keeps the KEEP_EPOCHS newest."""
+def save_epoch(model: keras.Model, model_dir: str, epoch: int, monitored: dict | None = None
+               ) -> None:
+  """The epoch's checkpoint, then the index pointing at it (with the epoch's `monitored`
+  values, e.g. its held-out L1); keeps the KEEP_EPOCHS newest."""
   folder = checkpoint_dir(model_dir)
   name = epoch_weights_name(epoch)
   save_weights(model, os.path.join(folder, name))
-  atomic.write_text(os.path.join(folder, STATE_JSON), json.dumps({"epoch": epoch, "weights": name}))
+  atomic.write_text(os.path.join(folder, STATE_JSON),
+                    json.dumps({"epoch": epoch, "weights": name} | (monitored or {})))
   for old in sorted(f for f in os.listdir(folder) if f.startswith("epoch-"))[:-KEEP_EPOCHS]:
     os.remove(os.path.join(folder, old))
 
@@ -500,8 +503,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
       logging.error("epoch %d ended with a non-finite loss %s: not saved; the last good "
                     "checkpoint stays the latest", finished, logs)
       return
-    save_epoch(self.model, self.model_dir, finished)
     value = (logs or {}).get(self.monitor)
+    save_epoch(self.model, self.model_dir, finished,
+               None if value is None else {self.monitor: float(value)})
     if value is not None and value < self.best:
       self.best = float(value)
       save_best(self.model, self.model_dir, finished, self.monitor, self.best)
