@@ -49,7 +49,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
   phantom.generate(b, 1, 1, seed=7, workers=2)
   phantom.generate(c, 1, 1, seed=8)
   names = [os.path.relpath(p, a) for p in glob.glob(f"{a}/**/*", recursive=True) if os.path.isfile(p)]
-  assert len(names) == 2 * 27 + 2 and "subjects.csv" in names  # series, wavs, manifest, factors
+  assert len(names) == 2 * 28 + 2 and "subjects.csv" in names  # series, wav, masks; manifest, factors
   match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
   assert not mismatch and not errors
   assert not filecmp.cmp(f"{a}/subjects/S01/audio.wav",

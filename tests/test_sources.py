@@ -156,15 +156,16 @@ def test_bad_inputs_name_the_file_and_the_problem(tmp_path):
 
 def test_a_dataset_mixes_sources_and_check_data_reports_them(tmp_path, phantom_dir, capsys):
   """One manifest: a DICOM series, a video, a frames folder (frame_rate from the manifest),
-  an .npz and an HDF5 dataset, each with a phantom recording's audio; extra columns kept."""
+  an .npz and an HDF5 dataset, each with a phantom recording's audio (about 1.07 s: the 30
+  frames at 28 fps span it, so the sync check passes); extra columns kept."""
   root = tmp_path / "data"
   root.mkdir()
   frames = _frames()
-  _write_video(root / "s2.mp4", frames, "libx264", "yuv420p")
+  _write_video(root / "s2.mp4", frames, "libx264", "yuv420p", rate=28)
   (root / "s3").mkdir()
   for k, grey in enumerate(frames):
     Image.fromarray(grey).save(root / "s3" / f"f{k}.png")
-  np.savez(root / "s4.npz", frames=frames, fps=FPS)
+  np.savez(root / "s4.npz", frames=frames, fps=28)
   with h5py.File(root / "recon.h5", "w") as f:
     f.create_dataset("s5/frames", data=frames)
   shutil.copytree(f"{phantom_dir}/subjects/S01/mri", root / "s1")
@@ -172,8 +173,8 @@ def test_a_dataset_mixes_sources_and_check_data_reports_them(tmp_path, phantom_d
     shutil.copy(f"{phantom_dir}/subjects/{sid}/audio.wav", root / f"s{k}.wav")
   (root / "manifest.csv").write_text(
       "subject_id,word,mri,audio,frame_rate,site\n"
-      "S1,ageese,s1,s1.wav,,A\nS2,ageese,s2.mp4,s2.wav,,A\nS3,ageese,s3,s3.wav,83,B\n"
-      "S4,asouk,s4.npz,s4.wav,,B\nS5,asouk,recon.h5:/s5/frames,s5.wav,50,B\n")
+      "S1,ageese,s1,s1.wav,,A\nS2,ageese,s2.mp4,s2.wav,,A\nS3,ageese,s3,s3.wav,28,B\n"
+      "S4,asouk,s4.npz,s4.wav,,B\nS5,asouk,recon.h5:/s5/frames,s5.wav,28,B\n")
   assert dataset.report(str(root)) == 0
   table = capsys.readouterr().out
   for sid, kind in (("S1", "dicom"), ("S2", "video"), ("S3", "frames"), ("S4", "array"),
