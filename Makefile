@@ -38,11 +38,8 @@ demo-rtmri: $(STAMP)
 	$(BIN)/python -m cmri2spec_tf.train --flagfile=configs/rtmri_demo.cfg --data_dir=$(RTMRI_DATA)/words.csv
 	$(BIN)/python -m cmri2spec_tf.evaluate --model_dir=runs/rtmri_demo
 
-# Two worker processes (pytest-xdist), one test file each at a time: most tests wait on
-# subprocesses and I/O, so the two cores are kept busy; shared fixtures are built once.
-TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # The optional tensorflow-io extra in its own environment (TF 2.17.1): its tests must run, not skip.
 $(TFIO_STAMP): requirements-tfio.lock pyproject.toml

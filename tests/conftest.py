@@ -1,7 +1,7 @@
 """Shared fixtures: a small phantom dataset, a smoke run and a vocoder, each made once per test
-run, also when pytest-xdist runs the suite in several worker processes (`shared`: the first
-worker to need one builds it under a file lock in the run's common temporary folder; the others
-wait for it and read it). Read-only for tests: copy to modify."""
+run (`shared`: built under a file lock in the run's temporary folder, so that also several
+pytest-xdist workers, where one runs them so, build each once). Read-only for tests: copy to
+modify."""
 
 import fcntl
 import json
