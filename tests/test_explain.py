@@ -129,3 +129,14 @@ def test_the_api_explains_an_array_and_refuses_an_export(smoke_run, tmp_path):
   model.model = None  # as an export's or a served model's Translator
   with pytest.raises(ValueError, match="needs a training run's folder"):
     model.explain(mri)
+
+
+def test_lip2audspec_translators_are_explained_the_same_way():
+  from cmri2spec_tf.training.trainer import build_trainer
+
+  model = build_trainer(model="lip2audspec").inference_model()
+  mri = np.random.default_rng(2).uniform(size=(26, 128, 128)).astype(np.float32)
+  targets = attribution.target_masks()
+  maps = attribution.integrated_gradients(model, mri, targets, steps=2, batch=2)
+  assert set(maps) == set(targets) and maps["all"].shape == (26, 128, 128)
+  assert np.abs(maps["all"]).sum() > 0
