@@ -226,10 +226,15 @@ def stored_rate(value, entry: str) -> float:
   """A frame rate as a file stores it: a number, or a 0-d or one-element array (an .npz member
   `fps=[50.0]`, an HDF5 attribute `frame_rate=[50.0]`)."""
   array = np.asarray(value)
-  if array.size != 1 or not np.issubdtype(array.dtype, np.number) \
-      or np.issubdtype(array.dtype, np.complexfloating):
+  item = array.reshape(-1)[0] if array.size == 1 else None
+  if isinstance(item, (bytes, np.bytes_)):
+    item = item.decode(errors="replace")
+  try:  # a number, or its text ("50", as some tools write attributes)
+    rate = float(item) if item is not None and not np.iscomplexobj(array) else None
+  except (TypeError, ValueError):
+    rate = None
+  if rate is None:
     raise DataError(entry, f"frame rate {value!r} is not one real number")
-  rate = float(array.reshape(-1)[0])
   check_frame_rate(entry, rate)
   return rate
 
