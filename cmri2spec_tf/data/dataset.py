@@ -277,13 +277,22 @@ def audio_windows(data_dir: str, recording_ids: list[str], windows: list[int],
   out = []
   for recording_id in recording_ids:
     record = by_id[recording_id]
-    cine = sources.read_mri(record.mri, record.frame_rate, record.segment)
     sound = audio_lib.read_audio(record.audio)
-    timing = Timing(cine.info.start_s, cine.info.duration_s,
-                    record.audio_offset_s + sound.start_s, sound.duration_s)
+    timing = _timing_for_span(record, sound)
     span = audio_span(record, timing, len(sound.waveform), params)
     out.append(spectrogram.sliding_windows(sound.waveform, params, span)[list(windows)])
   return np.stack(out).astype(np.float32)
+
+
+def _timing_for_span(record: manifest_lib.Record, sound: audio_lib.Audio) -> Timing:
+  """What audio_span needs of a row's clocks, reading no more than that: a segment needs only
+  the audio's start; a whole recording also the MRI's span, which only a non-DICOM source has
+  (its frames are read for it: the cache keeps spectrograms, not times of a file's frames)."""
+  audio_start = record.audio_offset_s + sound.start_s
+  if record.segment is not None or sources.kind_of(record.mri) == "dicom":
+    return Timing(None, None, audio_start, sound.duration_s)
+  info = sources.read_mri(record.mri, record.frame_rate).info
+  return Timing(info.start_s, info.duration_s, audio_start, sound.duration_s)
 
 
 def _segment_key(record: manifest_lib.Record) -> str:
