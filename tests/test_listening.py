@@ -4,14 +4,11 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.speech import speech_metrics
-from tests.conftest import REPO
 
 CHECK_MEDIA = """async () => {
   const images = [...document.images].map(i => ({alt: i.alt, loaded: i.complete && i.naturalWidth > 0,
@@ -39,17 +36,8 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def evaluated(smoke_run, smoke_vocoder, tmp_path_factory):
-  """A copy of the smoke run evaluated with the smoke vocoder: (run folder, stdout)."""
-  run, _ = smoke_run
-  folder, _ = smoke_vocoder
-  copy = tmp_path_factory.mktemp("evaluated") / "run"
-  shutil.copytree(run, copy)
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={copy}",
-                           f"--vocoder={folder}", "--audio_windows=2"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-  assert result.returncode == 0, result.stderr[-3000:]
-  return copy, result.stdout
+def evaluated(evaluated_smoke_run):
+  return evaluated_smoke_run
 
 
 def test_evaluate_scores_every_method_and_the_ceiling_through_both_vocoders(evaluated):
@@ -69,10 +57,20 @@ def test_evaluate_scores_every_method_and_the_ceiling_through_both_vocoders(eval
     assert ceiling["griffin_lim_stoi"] > report["methods"][name]["overall"]["griffin_lim_stoi"]
     assert ceiling["griffin_lim_mcd"] < report["methods"][name]["overall"]["griffin_lim_mcd"]
   assert "truth (ceiling)     griffin_lim" in stdout and "MCD-DTW" in stdout
+  # the lookup levels beside the methods: told the word, told the truth (L1 only)
+  levels = {name: report["references"][name]["overall"]["l1"]
+            for name in ("word_mean", "recording_mean")}
+  assert 0 < levels["recording_mean"] < levels["word_mean"] <= \
+      report["methods"]["mean"]["overall"]["l1"] + 1e-6
+  assert "(word's mean, told the word)" in stdout and "(recording's mean: floor)" in stdout
+  assert "griffin_lim_stoi" not in report["references"]["word_mean"]["overall"]
   rows = list(csv.DictReader(open(run / runs.EVALUATION_CSV)))
   assert {"griffin_lim_stoi", "vocoder_pesq"} <= set(rows[0])
   truth = [r for r in rows if r["method"] == "truth"]
   assert truth and all(r["l1"] == "" and float(r["griffin_lim_stoi"]) > 0 for r in truth)
+  floor = [r for r in rows if r["method"] == "recording_mean" and r["subject_id"] == "ALL"]
+  assert float(floor[0]["l1"]) == pytest.approx(levels["recording_mean"], abs=1e-6)
+  assert "(word's mean, told the word)" in (run / runs.REPORT_HTML).read_text()
 
 
 def test_report_html_loads_every_image_and_sound_in_chromium(evaluated):

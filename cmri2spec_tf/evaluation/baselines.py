@@ -5,7 +5,8 @@
                      (Euclidean distance over the normalized 26 x 128 x 128 voxels).
 Training prints the first against the held-out L1 it monitors, and at its end every lookup level
 (`lookup_levels`: these two, the word's mean and each recording's own mean, the floor no model
-of one MRI input per recording can beat); evaluation scores both methods.
+of one MRI input per recording can beat); evaluation scores both methods and shows the other two
+as reference levels (`references`: they are told the word or the truth, so they are not methods).
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def lookup_levels(train: ArrayDataset, heldout: ArrayDataset,
           "nearest_neighbour": l1(nearest_neighbour(train, heldout)),
           "word_mean": l1(word_mean_predictions(train, heldout)),
           "recording_floor": l1(targets.mean(axis=1))}
+
+
+REFERENCE_LABELS = {"word_mean": "(word's mean, told the word)",
+                    "recording_mean": "(recording's mean: floor)"}
+
+
+def references(train: ArrayDataset, heldout: ArrayDataset) -> dict[str, np.ndarray]:
+  """{name: [R, 64, 64]} of the reference levels: the word's mean training window (only when a
+  held-out word is among the training words: otherwise it is the mean spectrogram) and each
+  recording's own mean window (the floor of one prediction per recording)."""
+  known = set(train.words) & set(heldout.words)
+  levels = {"word_mean": word_mean_predictions(train, heldout)} if known else {}
+  return levels | {"recording_mean": heldout.spectrograms.astype(np.float32).mean(axis=1)}
 
 
 def predictions(train: ArrayDataset, heldout: ArrayDataset) -> dict[str, np.ndarray]:

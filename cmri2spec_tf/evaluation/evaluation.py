@@ -13,6 +13,9 @@ weighs the same. The report also keeps every recording's own row (`recordings`, 
 subject:file[@start-end] id), so segments of long recordings are scored one by one.
 
 Baselines (baselines.py): the mean training spectrogram and the nearest neighbour by MRI.
+Reference levels (`references`, L1 only, never ranked as methods): the word's mean training
+window (told the word: what recognising the word alone gives) and each recording's own mean
+window (told the truth: the floor of one prediction per recording).
 
 Speech metrics (speech/speech_metrics.py: STOI, ESTOI, MCD, MCD-DTW, PESQ) score sound, not
 pictures:
@@ -174,6 +177,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   predictions = {config.model: predict_recordings(translator, heldout)}
   predictions |= baselines.predictions(train, heldout)
   per_method = {name: recording_scores(p, heldout) for name, p in predictions.items()}
+  per_reference = {name: recording_scores(p, heldout)
+                   for name, p in baselines.references(train, heldout).items()}
   windows = audio_window_indices(heldout.spectrograms.shape[1], audio_windows)
   references = (dataset_lib.audio_windows(data_dir or config.data_dir, heldout.recording_ids,
                                           windows, params) if windows else None)
@@ -189,13 +194,14 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
       "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
       "parameters": {config.model: translator.count_params()},
       "methods": {name: _scored(rows) for name, rows in per_method.items()},
+      "references": {name: _scored(rows) for name, rows in per_reference.items()},
       "speech": {"windows": windows, "vocoders": [v.name for v in vocoder_list],
                  "vocoder_dir": os.path.abspath(vocoder) if vocoder else None,
                  "pesq": speech_metrics.pesq_available()},
   }
   if windows:
     report["ceiling"] = _scored(speech[CEILING])
-  csv_methods = per_method | ({CEILING: speech[CEILING]} if windows else {})
+  csv_methods = per_method | per_reference | ({CEILING: speech[CEILING]} if windows else {})
   runs.write_evaluation(model_dir, report, to_csv(csv_methods), heldout.subject_ids, predictions)
   from cmri2spec_tf.evaluation import latents
 
@@ -224,6 +230,10 @@ def format_report(report: dict) -> str:
     total = result["overall"]
     lines.append(f"{name:<20}{params if params is not None else '-':>12}"
                  f"{total['l1']:>9.4f}{total['mse']:>9.4f}{total['l1_db']:>8.2f}")
+  for name, result in report.get("references", {}).items():
+    total = result["overall"]
+    lines.append(f"{baselines.REFERENCE_LABELS[name]:<32}{total['l1']:>9.4f}{total['mse']:>9.4f}"
+                 f"{total['l1_db']:>8.2f}")
   lines.append(f"\nper subject ({report['model']}):")
   lines.append(f"{'subject':<12}{'word':<10}{'L1':>9}{'MSE':>9}{'L1 dB':>8}")
   for row in methods[report["model"]]["subjects"]:

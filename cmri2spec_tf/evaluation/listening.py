@@ -19,6 +19,7 @@ import io
 import numpy as np
 
 from cmri2spec_tf.base import atomic
+from cmri2spec_tf.evaluation import baselines
 from cmri2spec_tf.speech import plots, speech_metrics
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.data.audio import wav_bytes
@@ -65,6 +66,7 @@ def _overall_table(report: dict) -> str:
                                       for m in speech_metrics.AUDIO_METRICS]
   entries = ({"truth (ceiling)": report["ceiling"]} if report.get("ceiling") else {})
   entries |= report["methods"]
+  entries |= {baselines.REFERENCE_LABELS[n]: e for n, e in report.get("references", {}).items()}
   rows = [[name, total.get("l1"), total.get("l1_db")]
           + [total.get(f"{v}_{m}") for v in vocoder_names for m in speech_metrics.AUDIO_METRICS]
           for name, total in ((n, e["overall"]) for n, e in entries.items())]

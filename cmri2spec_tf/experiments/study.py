@@ -1,6 +1,7 @@
 """The ablation study of Table 2: its rows, one training job per (seed, fold, row), the table.
 
-Rows, top to bottom as in the paper, then two trivial baselines:
+Rows, top to bottom as in the paper, then two trivial baselines (and, L1 only, the reference
+levels every evaluation holds: the word's mean and the recording-mean floor):
   lip2audspec          Lip2AudSpec re-implemented for MRI (models/lip2audspec.py)
   ours_no_pair_no_gan  the translator alone (MSE)
   ours_no_pair         + GAN
@@ -242,6 +243,31 @@ def aggregate(reports: dict, trained, baselines, seeds) -> list[dict]:
       row[f"{metric}_mean"] = float(np.mean(values)) if values else None
       row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
     rows.append(row)
+  return rows + reference_rows(reports, trained, seeds)
+
+
+REFERENCE_ROWS = {"word_mean": "Word's mean (reference: told the word)",
+                  "recording_mean": "Recording's own mean (reference: the floor)"}
+
+
+def reference_rows(reports: dict, trained, seeds) -> list[dict]:
+  """The lookup levels of every fold's evaluation (evaluation/baselines.references), aggregated
+  as the rows are; not methods (told the word or the truth): never ranked or tested."""
+  rows = []
+  for name, label in REFERENCE_ROWS.items():
+    per_seed = [subjects for subjects in
+                ([row for job, report in reports.items()
+                  if job.method == trained[0] and job.seed == seed
+                  for row in report.get("references", {}).get(name, {}).get("subjects", [])]
+                 for seed in seeds) if subjects]
+    if not per_seed:
+      continue
+    row = {"method": name, "label": label, "parameters": None, "n_seeds": len(per_seed)}
+    for metric in evaluation.METRICS:
+      values = [evaluation.overall(subjects)[metric] for subjects in per_seed]
+      row[f"{metric}_mean"] = float(np.mean(values))
+      row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    rows.append(row)
   return rows
 
 
@@ -319,7 +345,8 @@ def format_table(rows: list[dict], base: TrainConfig, seeds, folds, weights: str
   """Markdown in the paper's style: L1 mean +- std, best in bold, second underlined; the L1
   difference to the reference row tested over the held-out subjects (significance.md); the
   speech metrics through the neural vocoder when the evaluations used one, else Griffin-Lim."""
-  marks = rank_marks([r["l1_mean"] for r in rows])
+  ranked = [r for r in rows if r["method"] in ROWS]
+  marks = rank_marks([r["l1_mean"] for r in ranked]) + [""] * (len(rows) - len(ranked))
   l1_tests = {t["method"]: t for t in tests or [] if t["metric"] == "l1"}
   reference = (tests or [{}])[0].get("reference")
   vocoder = "vocoder" if "vocoder_stoi_mean" in rows[0] else "griffin_lim"
@@ -329,7 +356,8 @@ def format_table(rows: list[dict], base: TrainConfig, seeds, folds, weights: str
   head += ["L1 (dB)", "MSE"] + [f"{label} ({vocoder})" for _, label, _ in speech]
   lines = [f"L1 on held-out subjects (split {base.split}, folds {_span(folds)}, seeds "
            f"{_span(seeds)}, {base.epochs} epochs, {weights} epoch's weights; mean +- std over "
-           "seeds). Best in bold, second underlined."
+           "seeds). Best in bold, second underlined; the reference rows are lookups told the "
+           "word or the truth, not methods, and are not ranked."
            + (f" 'L1 vs': Wilcoxon signed-rank p over the held-out subjects against "
               f"{ROWS[reference][0]}; n.s. = not significant at p < {significance.ALPHA} "
               "(the difference is within what chance gives; significance.md)." if reference
