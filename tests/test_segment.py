@@ -136,11 +136,13 @@ def test_the_rtmri_phantom_end_to_end(tmp_path):
   run("cmri2spec_tf.segment", f"--manifest={data}/recordings.csv",
       f"--alignments={data}/alignments", f"--out={data}/words.csv")
   assert len(_rows(data / "words.csv")) == 12  # three words each
-  run("cmri2spec_tf.check_data", f"--data_dir={data}/words.csv")
-  run("cmri2spec_tf.train", f"--data_dir={data}/words.csv", f"--model_dir={tmp_path}/run",
-      f"--cache_dir={tmp_path}/cache", "--split=2", "--epochs=1", "--batch_size=2",
-      "--pairs_per_epoch=8", "--val_window_stride=20", "--n_images=1", "--verbose=0")
-  run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run")
+  run("cmri2spec_tf.check_data", f"--data_dir={data}/words.csv", f"--cache_dir={tmp_path}/cache")
+  assert len(list((tmp_path / "cache").rglob("*.npz"))) == 12  # what it read, stored for train
+  trained = run("cmri2spec_tf.train", f"--data_dir={data}/words.csv", f"--model_dir={tmp_path}/run",
+                f"--cache_dir={tmp_path}/cache", "--split=2", "--epochs=1", "--batch_size=2",
+                "--pairs_per_epoch=8", "--val_window_stride=20", "--n_images=1", "--verbose=1")
+  assert "data: 12/12 recordings (0 decoded, 12 from cache)" in trained.stdout
+  run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run", "--audio_windows=1")
   report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
   recordings = report["methods"]["cmri2spec"]["recordings"]
   assert len(recordings) == 6 and "@" in recordings[0]["recording_id"]  # 2 subjects x 3 words

@@ -135,15 +135,22 @@ def sync_warnings(record: manifest_lib.Record, timing: Timing) -> tuple[str, ...
   return ()
 
 
-def check_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.SpecParams()):
-  """Reads every file; returns (summaries of good rows, all problems)."""
+def check_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.SpecParams(),
+                  cache_dir: str | None = None):
+  """Reads every file; returns (summaries of good rows, all problems). With `cache_dir`, what
+  was read is stored there as training would store it (training then decodes nothing again)."""
   records, problems = manifest_lib.read_manifest(data_dir)
   summaries = []
   for record in records:
     try:
-      summaries.append(read_record(record, params)[2])
+      frames, targets, summary = read_record(record, params)
     except DataError as e:
       problems.append(e.problem)
+      continue
+    summaries.append(summary)
+    if cache_dir:
+      cache_lib.save(cache_dir, _record_key(record, params),
+                     _cache_arrays(frames, targets, summary))
   return summaries, problems
 
 
@@ -185,15 +192,23 @@ def _cached_record(record, params, cache_dir):
     raise not_found(record.mri, "MRI series")
   if not os.path.isfile(record.audio):
     raise not_found(record.audio, "audio file")
-  key = cache_lib.record_key(record.mri, record.audio, params.to_json(), _segment_key(record))
+  key = _record_key(record, params)
   arrays = cache_lib.load(cache_dir, key)
   if arrays is not None:
     return arrays, False
   frames, targets, summary = read_record(record, params)
-  arrays = {"mri": frames.astype(np.float16), "spectrograms": targets.astype(np.float16),
-            "timing": summary.timing.to_array()}
+  arrays = _cache_arrays(frames, targets, summary)
   cache_lib.save(cache_dir, key, arrays)
   return arrays, True
+
+
+def _record_key(record, params) -> str:
+  return cache_lib.record_key(record.mri, record.audio, params.to_json(), _segment_key(record))
+
+
+def _cache_arrays(frames, targets, summary) -> dict[str, np.ndarray]:
+  return {"mri": frames.astype(np.float16), "spectrograms": targets.astype(np.float16),
+          "timing": summary.timing.to_array()}
 
 
 def format_problems(problems: list[Problem]) -> str:
@@ -302,9 +317,10 @@ def _segment_key(record: manifest_lib.Record) -> str:
   return repr((record.frame_rate, record.start_s, record.end_s, record.audio_offset_s))
 
 
-def report(data_dir: str) -> int:
-  """Prints check_data's report (table, totals; problems on stderr); returns the exit status."""
-  summaries, problems = check_dataset(data_dir)
+def report(data_dir: str, cache_dir: str | None = None) -> int:
+  """Prints check_data's report (table, totals; problems on stderr); returns the exit status.
+  `cache_dir`: also store what was read there (check_dataset)."""
+  summaries, problems = check_dataset(data_dir, cache_dir=cache_dir)
   if summaries:
     print(format_summary(summaries))
   for note in format_notes(summaries):
