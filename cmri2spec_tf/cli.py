@@ -127,7 +127,8 @@ def define_series_flags() -> None:
 # ------------------------------------------------------------------ training-run flags
 def define_training_flags(skip=()) -> None:
   """The flags of config.TrainConfig, except those named in `skip` (set per job by the caller)."""
-  from cmri2spec_tf.training.config import JIT_CHOICES, MODELS, STRATEGIES, TrainConfig
+  from cmri2spec_tf.training.config import (JIT_CHOICES, MODELS, RECIPE_NAMES, STRATEGIES,
+                                            TrainConfig)
   from cmri2spec_tf.models.precision import PRECISIONS
 
   defaults = TrainConfig(data_dir="", model_dir="")
@@ -182,6 +183,11 @@ def define_training_flags(skip=()) -> None:
       "adam_beta_1": lambda: flags.DEFINE_float(
           "adam_beta_1", defaults.adam_beta_1, "Adam beta_1 (the paper's momentum).",
           lower_bound=0, upper_bound=0.999),
+      "recipe": lambda: flags.DEFINE_enum(
+          "recipe", defaults.recipe, list(RECIPE_NAMES), "How the networks are optimized: "
+          "paper (Sec. 3.2: constant learning rates, the last weights) or fast (twice the "
+          "translator's learning rate, an average of its weights for evaluation and export; the "
+          "same layers and objective). docs/training.md."),
       "same_word_share": lambda: flags.DEFINE_float(
           "same_word_share", defaults.same_word_share, "Share of same-word pairs.",
           lower_bound=0, upper_bound=1),

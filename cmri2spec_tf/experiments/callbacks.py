@@ -129,3 +129,25 @@ def write_audio(tag: str, waveforms: list[np.ndarray], params: SpecParams) -> No
   metadata = audio_metadata.create_summary_metadata(
       display_name=None, description=None, encoding=audio_metadata.Encoding.Value("WAV"))
   tf.summary.write(tag, tf.constant(clips, tf.string), metadata=metadata)
+
+
+class AveragedWeights(keras.callbacks.Callback):
+  """Under a recipe that keeps a weight average (training/recipes.py): validation and the
+  callbacks before this one at the epoch's end read the averaged translator (swapped in as
+  validation begins), the callbacks after it (the checkpoint) the raw weights training resumes
+  from. Does nothing without an average."""
+
+  def __init__(self):
+    super().__init__()
+    self._raw = None
+
+  def on_test_begin(self, logs=None):
+    if self._raw is None:
+      self._raw = self.model.use_average()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.model.use_raw(self._raw)
+    self._raw = None
+
+  def on_train_end(self, logs=None):  # stopped within an epoch: leave the raw weights
+    self.on_epoch_end(-1)

@@ -124,6 +124,7 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
           f"training stopped: a loss became NaN or infinite in epoch {kept + 1}; the last good "
           f"checkpoint (epoch {kept}) is kept in {runs.checkpoint_dir(config.model_dir)}. "
           "Lower the learning rates or check the data, then run again to resume from it.")
+  model.use_average()  # training is over: inference reads the average (recipes.py), if any
   runs.save_translator(model, config)
   summary = summarize(config, train, heldout, heldout_subjects, baseline)
   runs.write_summary(config.model_dir, summary)
@@ -198,6 +199,7 @@ def _fit(model, config, train, heldout, done, epoch_label=None):
                                                latent=latents.latent_inputs(
                                                    train, heldout,
                                                    factors.read_factors(config.data_dir))),
+                       callbacks.AveragedWeights(),  # before the checkpoint: it saves raw
                        runs.EpochCheckpoint(config.model_dir),
                        keras.callbacks.TerminateOnNaN(), *lines])
 

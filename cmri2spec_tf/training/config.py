@@ -11,6 +11,7 @@ import dataclasses
 MODELS = ("cmri2spec", "lip2audspec")  # the paper's method, the baseline of Table 2
 JIT_CHOICES = {"auto": "auto", "on": True, "off": False}  # --jit values -> Keras's jit_compile
 STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies (distribute.py)
+RECIPE_NAMES = ("paper", "fast")  # how the networks are optimized (recipes.py)
 
 
 @dataclasses.dataclass
@@ -36,6 +37,7 @@ class TrainConfig:
   translator_lr: float = 1e-3
   discriminator_lr: float = 1e-4
   adam_beta_1: float = 0.5
+  recipe: str = "paper"  # how the networks are optimized (recipes.py): "paper" or "fast"
   same_word_share: float = 0.5
   pairs_per_epoch: int | None = None
   val_window_stride: int = 1

@@ -40,7 +40,6 @@ time: `WriterLock`, an OS file lock on model_dir/writer.lock that dies with its 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -519,7 +518,7 @@ def build_model(config: TrainConfig, precision: str | None = None):
                        translator_lr=config.translator_lr,
                        discriminator_lr=config.discriminator_lr,
                        adam_beta_1=config.adam_beta_1, jit=config.jit,
-                       precision=precision or config.precision)
+                       precision=precision or config.precision, recipe=config.recipe)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -533,11 +532,13 @@ class LoadedRun:
 
 
 def load_trainer(model_dir: str, weights: str = "last") -> LoadedRun:
-  """The run's trainer with its best or last weights."""
+  """The run's trainer with its best or last weights (their average, where the run's recipe
+  keeps one: training/recipes.py), for inference."""
   config = load_config(model_dir)
   weights_path, epoch = weights_file(model_dir, weights)
   trainer = build_model(config)
   load_weights(trainer, weights_path)
+  trainer.use_average()
   return LoadedRun(trainer, config, weights_path, epoch)
 
 
