@@ -87,3 +87,27 @@ def smoke_vocoder(smoke_run, tmp_path_factory):
       f"--fold={config['fold']}"]
   folder = shared(tmp_path_factory, "vocoder", lambda out: _command_into(out, command(out)))
   return folder / "vocoder", _completed(folder)
+
+
+@pytest.fixture(scope="session")
+def evaluated_smoke_run(smoke_run, smoke_vocoder, tmp_path_factory):
+  """(run folder, stdout): a copy of the smoke run evaluated with the smoke vocoder and two
+  audio windows per recording. Read-only for tests."""
+  run, _ = smoke_run
+  vocoder, _ = smoke_vocoder
+
+  def evaluate(out):
+    shutil.copytree(run, out / "run")
+    _command_into(out, [sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={out}/run",
+                        f"--vocoder={vocoder}", "--audio_windows=2"])
+
+  folder = shared(tmp_path_factory, "evaluated", evaluate)
+  return folder / "run", _completed(folder).stdout
+
+
+@pytest.fixture(scope="session")
+def smoke_data(smoke_run):
+  """Flags that point a smoke command at the shared smoke run's phantom and its filled cache
+  (read-only for tests): training tests need not write and decode the phantom again."""
+  run, _ = smoke_run
+  return [f"--data_dir={run.parent}/data", f"--cache_dir={run.parent}/cache"]

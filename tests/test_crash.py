@@ -19,9 +19,9 @@ from tests.conftest import REPO, smoke_command
 CRASH_RUN = os.path.join(REPO, "tests", "scripts", "crash_run.py")
 
 
-def _crash(tmp_path, point, epoch):
+def _crash(tmp_path, data, point, epoch):
   """Runs the smoke training until it kills itself at `point` of `epoch`; returns its output."""
-  args = smoke_command(tmp_path)[3:]  # the train flags
+  args = smoke_command(tmp_path, *data)[3:]  # the train flags
   result = subprocess.run([sys.executable, CRASH_RUN, point, str(epoch), *args], cwd=REPO,
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == -signal.SIGKILL, result.stdout[-2000:] + result.stderr[-2000:]
@@ -29,8 +29,8 @@ def _crash(tmp_path, point, epoch):
   return result.stdout
 
 
-def _kill_after(tmp_path, seconds):
-  run = subprocess.Popen(smoke_command(tmp_path), cwd=REPO, text=True,
+def _kill_after(tmp_path, data, seconds):
+  run = subprocess.Popen(smoke_command(tmp_path, *data), cwd=REPO, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
   try:
     output, _ = run.communicate(timeout=seconds)  # finished before the kill
@@ -50,23 +50,23 @@ def _loadable(path):
     return len(f.keys()) > 0
 
 
-def test_sigkill_at_each_write_and_at_random_then_resume(tmp_path):
+def test_sigkill_at_each_write_and_at_random_then_resume(tmp_path, smoke_data):
   run_dir = tmp_path / "run"
   # 1. Half of epoch 1's checkpoint written: nothing counts as saved, no state yet.
-  _crash(tmp_path, "in_epoch_write", 1)
+  _crash(tmp_path, smoke_data, "in_epoch_write", 1)
   assert _state(run_dir) is None
   # 2. Epoch 1's file in place, state.json not updated: the restart starts from scratch again.
-  out = _crash(tmp_path, "before_state", 1)
+  out = _crash(tmp_path, smoke_data, "before_state", 1)
   assert "resumed" not in out and _state(run_dir) is None
   assert (run_dir / "checkpoints" / "epoch-0001.weights.h5").exists()
   # 3. Epoch 1 saved, then killed while writing best.weights.h5: best.json not written yet.
-  _crash(tmp_path, "in_best_write", 1)
+  _crash(tmp_path, smoke_data, "in_best_write", 1)
   assert _state(run_dir)["epoch"] == 1 and not (run_dir / "best.json").exists()
   # 4. Killed at a random moment of the resumed run (seeded, so the test is repeatable).
-  out = _kill_after(tmp_path, random.Random(7).uniform(8, 30))
+  out = _kill_after(tmp_path, smoke_data, random.Random(7).uniform(10, 16))
   assert "resumed after epoch 1" in out, out[-3000:]
   # 5. The same command finishes the run.
-  final = subprocess.run(smoke_command(tmp_path), cwd=REPO, capture_output=True, text=True,
+  final = subprocess.run(smoke_command(tmp_path, *smoke_data), cwd=REPO, capture_output=True, text=True,
                          timeout=600)
   assert final.returncode == 0, final.stderr[-3000:]
   assert _state(run_dir)["epoch"] == 2

@@ -145,12 +145,12 @@ def test_lip2audspec_trains_through_the_same_trainer():
 
 
 def _ablation_command(tmp_path, out="out", *extra):
-  """The same small study for every ablation test: 2 trained rows x 2 folds, seed 0,
+  """The same small study for every ablation test: 2 trained rows x fold 0 of 2, seed 0,
   deterministic (so any split of its jobs over processes gives the same numbers)."""
   return [sys.executable, "-m", "cmri2spec_tf.ablation", f"--data_dir={tmp_path}/data",
           f"--out_dir={tmp_path}/{out}", f"--cache_dir={tmp_path}/cache", "--phantom",
           "--phantom_ageese=2", "--phantom_asouk=2", "--split=2", "--epochs=1", "--batch_size=2",
-          "--pairs_per_epoch=4", "--val_window_stride=20", "--n_images=1", "--seeds=0",
+          "--pairs_per_epoch=4", "--val_window_stride=20", "--n_images=1", "--seeds=0", "--folds=0",
           "--deterministic", "--audio_windows=1",
           "--methods=lip2audspec,ours_no_pair_no_gan,mean,nearest_neighbour", *extra]
 
@@ -182,7 +182,7 @@ def test_ablation_resumes_after_kill_and_writes_table(killed_and_resumed_study):
   assert "already done" in result.stdout and "done before" in result.stdout
   epoch_lines = [line for line in result.stdout.splitlines()
                  if line.startswith("ours_no_pair_no_gan seed 0 fold ") and ": epoch 1/1 " in line]
-  assert len(epoch_lines) == 2 and all("held-out L1 0." in line for line in epoch_lines)
+  assert len(epoch_lines) == 1 and all("held-out L1 0." in line for line in epoch_lines)
   table = (tmp_path / "out" / study.TABLE_MD).read_text()
   for label in ("Lip2AudSpec", "Ours w/o PairDisen&GAN", "Mean training", "Nearest neighbour",
                 "STOI (griffin_lim)", "L1 vs Ours w/o PairDisen&GAN"):
@@ -190,16 +190,20 @@ def test_ablation_resumes_after_kill_and_writes_table(killed_and_resumed_study):
   assert table.count("**") == 2  # exactly one best
   rows = list(csv.DictReader(open(tmp_path / "out" / study.TABLE_CSV)))
   assert [r["method"] for r in rows] == ["lip2audspec", "ours_no_pair_no_gan", "mean",
-                                         "nearest_neighbour"]
+                                         "nearest_neighbour", "word_mean", "recording_mean"]
   assert all(0 < float(r["l1_mean"]) < 0.5 for r in rows)
-  assert all(0 < float(r["griffin_lim_stoi_mean"]) < 1 for r in rows)
+  methods, levels = rows[:4], {r["method"]: float(r["l1_mean"]) for r in rows[4:]}
+  assert all(0 < float(r["griffin_lim_stoi_mean"]) < 1 for r in methods)
+  assert levels["recording_mean"] < levels["word_mean"] <= float(rows[2]["l1_mean"]) + 1e-6
+  assert all(r["griffin_lim_stoi_mean"] == "" for r in rows[4:])  # lookups: L1 only, not ranked
+  assert "Word's mean (reference: told the word)" in table
   tests = list(csv.DictReader(open(tmp_path / "out" / study.SIGNIFICANCE_CSV)))
   assert {t["method"] for t in tests} == {"lip2audspec", "mean", "nearest_neighbour"}
-  assert all(t["reference"] == "ours_no_pair_no_gan" and t["n_subjects"] == "4" for t in tests)
-  assert "smallest possible p is 0.1250" in (tmp_path / "out" / study.SIGNIFICANCE_MD).read_text()
+  assert all(t["reference"] == "ours_no_pair_no_gan" and t["n_subjects"] == "2" for t in tests)
+  assert "smallest possible p is 0.5000" in (tmp_path / "out" / study.SIGNIFICANCE_MD).read_text()
   png = (tmp_path / "out" / study.FIGURE_PNG).read_bytes()
   assert png[:8] == b"\x89PNG\r\n\x1a\n"
-  for fold in (0, 1):
+  for fold in (0,):
     report = json.loads((tmp_path / "out" / "ours_no_pair_no_gan" / "seed-0" / f"fold-{fold}" /
                          runs.EVALUATION_JSON).read_text())
     assert set(report["methods"]) == {"cmri2spec", "mean", "nearest_neighbour"}
@@ -212,7 +216,7 @@ def test_two_shards_in_parallel_give_the_single_run_table(killed_and_resumed_stu
   listed = subprocess.run(_ablation_command(tmp_path, "array", "--list_jobs"), cwd=REPO,
                           capture_output=True, text=True, timeout=300)
   assert listed.returncode == 0, listed.stderr[-3000:]
-  assert listed.stdout.split() == [f"{m}/seed-0/fold-{f}" for f in (0, 1)
+  assert listed.stdout.split() == [f"{m}/seed-0/fold-0"
                                    for m in ("lip2audspec", "ours_no_pair_no_gan")]
   environments = [{"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"},
                   {"JOB_COMPLETION_INDEX": "1"}]
@@ -222,9 +226,8 @@ def test_two_shards_in_parallel_give_the_single_run_table(killed_and_resumed_stu
                             text=True) for env, flags in zip(environments, extra)]
   outputs = [task.communicate(timeout=600) for task in tasks]
   assert all(task.returncode == 0 for task in tasks), [o[1][-2000:] for o in outputs]
-  assert "this task: 2 of 4 jobs: lip2audspec/seed-0/fold-0, lip2audspec/seed-0/fold-1" in outputs[0][0]
-  assert ("this task: 2 of 4 jobs: ours_no_pair_no_gan/seed-0/fold-0, "
-          "ours_no_pair_no_gan/seed-0/fold-1") in outputs[1][0]
+  assert "this task: 1 of 2 jobs: lip2audspec/seed-0/fold-0" in outputs[0][0]
+  assert "this task: 1 of 2 jobs: ours_no_pair_no_gan/seed-0/fold-0" in outputs[1][0]
   assert not (tmp_path / "array" / study.TABLE_MD).exists()  # tasks never write the table
   collected = subprocess.run(_ablation_command(tmp_path, "array", "--collect"), cwd=REPO,
                              capture_output=True, text=True, timeout=300)
@@ -242,7 +245,7 @@ def test_two_shards_in_parallel_give_the_single_run_table(killed_and_resumed_stu
           assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), (name, key)
         except ValueError:
           assert a[key] == b[key]
-  again = subprocess.run(_ablation_command(tmp_path, "array", "--job=ours_no_pair_no_gan/seed-0/fold-1"),
+  again = subprocess.run(_ablation_command(tmp_path, "array", "--job=ours_no_pair_no_gan/seed-0/fold-0"),
                          cwd=REPO, capture_output=True, text=True, timeout=300)
   assert again.returncode == 0 and "1 already done" in again.stdout  # a done job is skipped
 
@@ -252,13 +255,11 @@ def test_collect_lists_the_missing_jobs(killed_and_resumed_study, tmp_path):
 
   done, _ = killed_and_resumed_study
   shutil.copytree(done / "out" / "lip2audspec", tmp_path / "partial" / "lip2audspec")
-  shutil.copytree(done / "out" / "ours_no_pair_no_gan" / "seed-0" / "fold-0",
-                  tmp_path / "partial" / "ours_no_pair_no_gan" / "seed-0" / "fold-0")
   command = _ablation_command(done, "out", "--collect")
   command[command.index(f"--out_dir={done}/out")] = f"--out_dir={tmp_path}/partial"
   result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "1 job(s) not finished, left out: ours_no_pair_no_gan/seed-0/fold-1" in result.stdout
+  assert "1 job(s) not finished, left out: ours_no_pair_no_gan/seed-0/fold-0" in result.stdout
   rows = list(csv.DictReader(open(tmp_path / "partial" / study.TABLE_CSV)))
-  assert [r["method"] for r in rows] == ["lip2audspec", "ours_no_pair_no_gan", "mean",
-                                         "nearest_neighbour"]
+  assert [r["method"] for r in rows] == ["lip2audspec", "mean", "nearest_neighbour",
+                                         "word_mean", "recording_mean"]

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from cmri2spec_tf.evaluation import attribution, explaining, listening
+from cmri2spec_tf.evaluation import attribution, listening
 from cmri2spec_tf.synthetic import phantom
 from tests.conftest import REPO
 

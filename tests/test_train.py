@@ -83,10 +83,10 @@ def test_tensorboard_holds_losses_heldout_l1_learning_rates_and_images(smoke_run
   assert abs(float(lr) - 1e-3) < 1e-9
 
 
-def test_resume_after_kill(tmp_path):
+def test_resume_after_kill(tmp_path, smoke_data):
   """Kill after the first epoch's checkpoint; the same command resumes at epoch 2 with its weights."""
   state = tmp_path / "run" / "checkpoints" / "state.json"
-  first = subprocess.Popen(_command(tmp_path), cwd=REPO, stdout=subprocess.PIPE,
+  first = subprocess.Popen(_command(tmp_path, *smoke_data), cwd=REPO, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
   deadline = time.time() + 300
   while time.time() < deadline and first.poll() is None:
@@ -99,7 +99,8 @@ def test_resume_after_kill(tmp_path):
   saved = tmp_path / "epoch-1-copy.weights.h5"
   saved.write_bytes((tmp_path / "run" / "checkpoints" / "epoch-0001.weights.h5").read_bytes())
 
-  second = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+  second = subprocess.run(_command(tmp_path, *smoke_data), cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
   assert second.returncode == 0, second.stderr[-3000:]
   assert "resumed after epoch 1" in second.stdout and "starting epoch 2" in second.stdout
   assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
@@ -123,17 +124,14 @@ def test_training_refuses_a_bad_dataset_before_starting(tmp_path, phantom_dir):
   assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_evaluate_writes_tables_that_match_per_example_evaluation(smoke_run):
+def test_evaluate_writes_tables_that_match_per_example_evaluation(evaluated_smoke_run):
   from cmri2spec_tf.training import runs
   from cmri2spec_tf.data import dataset as dataset_lib
   from cmri2spec_tf.data import pairs
   from cmri2spec_tf.training.runs import load_config
 
-  run, _ = smoke_run
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={run}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "per subject (cmri2spec)" in result.stdout and "nearest_neighbour" in result.stdout
+  run, stdout = evaluated_smoke_run
+  assert "per subject (cmri2spec)" in stdout and "nearest_neighbour" in stdout
   report = json.loads((run / runs.EVALUATION_JSON).read_text())
   config = load_config(str(run))
   _, heldout = dataset_lib.load_dataset(config.data_dir, cache_dir=config.cache_dir,
@@ -167,13 +165,13 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
   assert not os.listdir(tmp_path)
 
 
-def test_mixed_precision_run_matches_float32_held_out_l1(smoke_run, tmp_path):
+def test_mixed_precision_run_matches_float32_held_out_l1(smoke_run, smoke_data, tmp_path):
   """Same seed and data, mixed_bfloat16 vs float32. (mixed_float16 is the GPU policy; on a CPU
   its float16 convolutions take minutes per smoke run, so its CPU tests are single steps:
   test_model.test_mixed_precision_step_runs_on_cpu and, with XLA,
   test_model.test_mixed_float16_xla_step_matches_float32.)"""
   run, _ = smoke_run
-  result = subprocess.run(_command(tmp_path, "--precision=mixed_bfloat16"), cwd=REPO,
+  result = subprocess.run(_command(tmp_path, "--precision=mixed_bfloat16", *smoke_data), cwd=REPO,
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   mixed = json.loads((tmp_path / "run" / "summary.json").read_text())["heldout_l1"]
@@ -192,11 +190,11 @@ def test_slow_precision_note_names_the_slow_cases():
   assert slow_precision_note("float32", False, set()) is None
 
 
-def test_deterministic_runs_give_bit_identical_weights(smoke_run, tmp_path):
+def test_deterministic_runs_give_bit_identical_weights(smoke_run, smoke_data, tmp_path):
   """configs/smoke.cfg sets --deterministic: a second run reproduces the first bit for bit."""
   run, _ = smoke_run
-  result = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+  result = subprocess.run(_command(tmp_path, *smoke_data), cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   first, second = build_trainer(), build_trainer(seed=1)
   first.load_weights(str(run / "checkpoints" / "epoch-0002.weights.h5"))
