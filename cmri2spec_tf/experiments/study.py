@@ -345,7 +345,7 @@ def format_table(rows: list[dict], base: TrainConfig, seeds, folds, weights: str
   """Markdown in the paper's style: L1 mean +- std, best in bold, second underlined; the L1
   difference to the reference row tested over the held-out subjects (significance.md); the
   speech metrics through the neural vocoder when the evaluations used one, else Griffin-Lim."""
-  ranked = [r for r in rows if r["method"] in ROWS]
+  ranked = [r for r in rows if r.get("method") not in REFERENCE_ROWS]
   marks = rank_marks([r["l1_mean"] for r in ranked]) + [""] * (len(rows) - len(ranked))
   l1_tests = {t["method"]: t for t in tests or [] if t["metric"] == "l1"}
   reference = (tests or [{}])[0].get("reference")
