@@ -140,8 +140,8 @@ def test_the_rtmri_phantom_end_to_end(tmp_path):
   assert len(list((tmp_path / "cache").rglob("*.npz"))) == 12  # what it read, stored for train
   trained = run("cmri2spec_tf.train", f"--data_dir={data}/words.csv", f"--model_dir={tmp_path}/run",
                 f"--cache_dir={tmp_path}/cache", "--split=2", "--epochs=1", "--batch_size=2",
-                "--pairs_per_epoch=8", "--val_window_stride=20", "--n_images=1", "--verbose=1")
-  assert "data: 12/12 recordings (0 decoded, 12 from cache)" in trained.stdout
+                "--pairs_per_epoch=8", "--val_window_stride=20", "--n_images=1", "--verbose=2")
+  assert "data: 12/12 recordings (0 decoded, 12 from cache)" in trained.stderr
   run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run", "--audio_windows=1")
   report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
   recordings = report["methods"]["cmri2spec"]["recordings"]
