@@ -91,15 +91,15 @@ def smoke_vocoder(smoke_run, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def evaluated_smoke_run(smoke_run, smoke_vocoder, tmp_path_factory):
-  """(run folder, stdout): a copy of the smoke run evaluated with the smoke vocoder and two
-  audio windows per recording. Read-only for tests."""
+  """(run folder, stdout): a copy of the smoke run evaluated with the smoke vocoder and one
+  audio window per recording. Read-only for tests."""
   run, _ = smoke_run
   vocoder, _ = smoke_vocoder
 
   def evaluate(out):
     shutil.copytree(run, out / "run")
     _command_into(out, [sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={out}/run",
-                        f"--vocoder={vocoder}", "--audio_windows=2"])
+                        f"--vocoder={vocoder}", "--audio_windows=1"])
 
   folder = shared(tmp_path_factory, "evaluated", evaluate)
   return folder / "run", _completed(folder).stdout
