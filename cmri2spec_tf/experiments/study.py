@@ -218,31 +218,33 @@ def write_outputs(base: TrainConfig, out_dir: str, reports: dict, trained, basel
 
 
 def subject_rows(reports: dict, method: str, trained, seed: int) -> list[dict]:
-  """Every held-out subject's row of `method` in the jobs of `seed`, all folds (a baseline is
-  scored in every trained job of its fold: the first trained row's jobs are taken)."""
+  """Every held-out subject's row of `method` in the jobs of `seed`, all folds (a baseline or a
+  reference level is scored in every trained job of its fold: the first trained row's jobs are
+  taken)."""
   source = method if method in trained else trained[0]
   return [row for job, report in reports.items() if job.method == source and job.seed == seed
-          for row in (own_result(report) if method in trained
-                      else report["methods"][method])["subjects"]]
+          for row in _entry(report, method, trained)["subjects"]]
+
+
+def _entry(report: dict, method: str, trained) -> dict:
+  """`method`'s scores in one evaluation report ({"subjects": []} for a reference level an older
+  report lacks)."""
+  if method in trained:
+    return own_result(report)
+  if method in REFERENCE_ROWS:
+    return report.get("references", {}).get(method, {"subjects": []})
+  return report["methods"][method]
 
 
 def aggregate(reports: dict, trained, baselines, seeds) -> list[dict]:
   """One row per method: mean and std over seeds of each metric (L1, MSE, L1 dB and the speech
-  metrics the evaluations hold) over all folds' subjects."""
+  metrics the evaluations hold) over all folds' subjects; then the reference levels."""
   rows = []
   for method in trained + baselines:
     params = next((r["parameters"][r["model"]] for j, r in reports.items()
                    if j.method == method), None)
-    per_seed = [rows for rows in (subject_rows(reports, method, trained, seed) for seed in seeds)
-                if rows]
-    row = {"method": method, "label": ROWS[method][0], "parameters": params,
-           "n_seeds": len(per_seed)}
-    for metric in evaluation.metric_keys(per_seed[0]):
-      values = [evaluation.overall(subjects)[metric] for subjects in per_seed]
-      values = [v for v in values if v is not None]
-      row[f"{metric}_mean"] = float(np.mean(values)) if values else None
-      row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    rows.append(row)
+    rows.append(_seed_row(method, ROWS[method][0], params,
+                          _per_seed(reports, method, trained, seeds)))
   return rows + reference_rows(reports, trained, seeds)
 
 
@@ -253,22 +255,26 @@ REFERENCE_ROWS = {"word_mean": "Word's mean (reference: told the word)",
 def reference_rows(reports: dict, trained, seeds) -> list[dict]:
   """The lookup levels of every fold's evaluation (evaluation/baselines.references), aggregated
   as the rows are; not methods (told the word or the truth): never ranked or tested."""
-  rows = []
-  for name, label in REFERENCE_ROWS.items():
-    per_seed = [subjects for subjects in
-                ([row for job, report in reports.items()
-                  if job.method == trained[0] and job.seed == seed
-                  for row in report.get("references", {}).get(name, {}).get("subjects", [])]
-                 for seed in seeds) if subjects]
-    if not per_seed:
-      continue
-    row = {"method": name, "label": label, "parameters": None, "n_seeds": len(per_seed)}
-    for metric in evaluation.METRICS:
-      values = [evaluation.overall(subjects)[metric] for subjects in per_seed]
-      row[f"{metric}_mean"] = float(np.mean(values))
-      row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    rows.append(row)
-  return rows
+  per_name = {name: _per_seed(reports, name, trained, seeds) for name in REFERENCE_ROWS}
+  return [_seed_row(name, REFERENCE_ROWS[name], None, per_seed)
+          for name, per_seed in per_name.items() if per_seed]
+
+
+def _per_seed(reports: dict, method: str, trained, seeds) -> list[list[dict]]:
+  """Each seed's subject rows of `method` (seeds without any left out)."""
+  return [rows for rows in (subject_rows(reports, method, trained, seed) for seed in seeds)
+          if rows]
+
+
+def _seed_row(method: str, label: str, params, per_seed: list[list[dict]]) -> dict:
+  """A table row: the mean and sample std over seeds of each metric's overall value."""
+  row = {"method": method, "label": label, "parameters": params, "n_seeds": len(per_seed)}
+  for metric in evaluation.metric_keys(per_seed[0]):
+    values = [evaluation.overall(subjects)[metric] for subjects in per_seed]
+    values = [v for v in values if v is not None]
+    row[f"{metric}_mean"] = float(np.mean(values)) if values else None
+    row[f"{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  return row
 
 
 def per_subject_means(reports: dict, method: str, trained, seeds, metric: str) -> dict:
