@@ -17,6 +17,7 @@ cli.set_environment_defaults()  # as every command does, before TensorFlow loads
 import pytest  # noqa: E402
 
 from cmri2spec_tf.synthetic import phantom  # noqa: E402
+from tests import launcher  # noqa: E402
 
 PHANTOM_AGEESE, PHANTOM_ASOUK = 3, 2
 
@@ -35,6 +36,13 @@ def shared(tmp_path_factory, name: str, make):
       make(folder)
       (folder / ".done").write_text("")
   return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def command_launcher():
+  """The launcher that forks the tests' commands (tests/launcher.py), ended with the session."""
+  yield
+  launcher.stop()
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +64,7 @@ def smoke_command(tmp_path, *extra):
 
 def _command_into(folder, command):
   """Runs a command for a shared fixture; keeps its output beside what it made."""
-  result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+  result = launcher.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
   assert result.returncode == 0, result.stderr[-3000:]
   (folder / "process.json").write_text(json.dumps({"args": command, "stdout": result.stdout,
                                                     "stderr": result.stderr}))

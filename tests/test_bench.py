@@ -2,12 +2,12 @@
 timings belong in the benchmark's output, not in tests)."""
 
 import json
-import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import REPO
+from tests import launcher
 
 FIGURES = {"train_samples_per_s", "bare_step_samples_per_s", "train_vs_bare", "paper_fold_hours",
            "pipeline_examples_per_s", "pipeline_vs_train", "infer_ms_batch1", "infer_ms_batch8",
@@ -17,9 +17,9 @@ FIGURES = {"train_samples_per_s", "bare_step_samples_per_s", "train_vs_bare", "p
 
 
 def test_bench_prints_every_figure():
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.bench", "--batch=1", "--steps=1",
-                           "--rounds=1", "--repeats=1"], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.bench", "--batch=1", "--steps=1",
+                         "--rounds=1", "--repeats=1"], cwd=REPO, capture_output=True,
+                        text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
   figures = {line["metric"]: line for line in lines}

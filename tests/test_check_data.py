@@ -3,7 +3,6 @@ loader refuses the dataset with the same message, leaving no half-written cache 
 
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -13,6 +12,7 @@ import soundfile
 
 from cmri2spec_tf.data import dataset
 from cmri2spec_tf.data.problems import DatasetProblems
+from tests import launcher
 
 HEADER = "subject_id,word,mri,audio\n"
 
@@ -165,11 +165,11 @@ def test_each_problem_is_reported_and_refused(small, tmp_path, case, capsys):
 
 def test_command_line_exit_status(small):
   command = [sys.executable, "-m", "cmri2spec_tf.check_data", f"--data_dir={small}"]
-  ok = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  ok = launcher.run(command, capture_output=True, text=True, timeout=300)
   assert ok.returncode == 0, ok.stderr
   assert "2 usable recording(s)" in ok.stdout and "S04" in ok.stdout
   _break(small, "silent")
-  bad = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  bad = launcher.run(command, capture_output=True, text=True, timeout=300)
   assert bad.returncode == 1
   assert "audio.wav: audio is silent" in bad.stderr
 

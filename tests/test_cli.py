@@ -4,19 +4,19 @@ import leaving the process alone."""
 
 import os
 import re
-import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import REPO
+from tests import launcher
 
 PYTHON = sys.executable
 
 
 def _run(*args, cwd=REPO, timeout=300, env=None):
-  return subprocess.run([PYTHON, *args], cwd=cwd, capture_output=True, text=True,
-                        timeout=timeout, env=env)
+  return launcher.run([PYTHON, *args], cwd=cwd, capture_output=True, text=True,
+                      timeout=timeout, env=env)
 
 
 def _snapshot(folder):

@@ -15,6 +15,7 @@ import h5py
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.training.trainer import build_trainer
 from tests.conftest import REPO, smoke_command
+from tests import launcher
 
 CRASH_RUN = os.path.join(REPO, "tests", "scripts", "crash_run.py")
 
@@ -22,8 +23,8 @@ CRASH_RUN = os.path.join(REPO, "tests", "scripts", "crash_run.py")
 def _crash(tmp_path, data, point, epoch):
   """Runs the smoke training until it kills itself at `point` of `epoch`; returns its output."""
   args = smoke_command(tmp_path, *data)[3:]  # the train flags
-  result = subprocess.run([sys.executable, CRASH_RUN, point, str(epoch), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+  result = launcher.run([sys.executable, CRASH_RUN, point, str(epoch), *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
   assert result.returncode == -signal.SIGKILL, result.stdout[-2000:] + result.stderr[-2000:]
   assert f"CRASH {point} epoch {epoch}" in result.stdout
   return result.stdout
@@ -66,8 +67,8 @@ def test_sigkill_at_each_write_and_at_random_then_resume(tmp_path, smoke_data):
   out = _kill_after(tmp_path, smoke_data, random.Random(7).uniform(10, 16))
   assert "resumed after epoch 1" in out, out[-3000:]
   # 5. The same command finishes the run.
-  final = subprocess.run(smoke_command(tmp_path, *smoke_data), cwd=REPO, capture_output=True, text=True,
-                         timeout=600)
+  final = launcher.run(smoke_command(tmp_path, *smoke_data), cwd=REPO, capture_output=True, text=True,
+                       timeout=600)
   assert final.returncode == 0, final.stderr[-3000:]
   assert _state(run_dir)["epoch"] == 2
   best = json.loads((run_dir / "best.json").read_text())

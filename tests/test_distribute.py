@@ -14,13 +14,14 @@ import pytest
 from cmri2spec_tf.training import distribute
 
 from .conftest import REPO, smoke_command
+from tests import launcher
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 
 
 def test_mirrored_two_replicas_equal_one_device():
-  result = subprocess.run([sys.executable, f"{SCRIPTS}/mirrored_vs_single.py", "float32", "2"],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+  result = launcher.run([sys.executable, f"{SCRIPTS}/mirrored_vs_single.py", "float32", "2"],
+                        capture_output=True, text=True, timeout=600, cwd=REPO)
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads(result.stdout.strip().splitlines()[-1])
   assert report["replicas"] == 2 and report["iterations"] == 2

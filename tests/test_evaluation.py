@@ -22,6 +22,7 @@ from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.models.lip2audspec import build_lip2audspec
 from cmri2spec_tf.models.translator import build_decoder, build_encoder
 from cmri2spec_tf.training.trainer import build_trainer
+from tests import launcher
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -170,8 +171,8 @@ def killed_and_resumed_study(tmp_path_factory):
   process.wait()
   first_written = first.stat().st_mtime_ns
   assert not (tmp_path / "out" / study.TABLE_MD).exists()
-  result = subprocess.run(_ablation_command(tmp_path), cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+  result = launcher.run(_ablation_command(tmp_path), cwd=REPO, capture_output=True, text=True,
+                        timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert first.stat().st_mtime_ns == first_written  # the finished job was not redone
   return tmp_path, result
@@ -213,8 +214,8 @@ def test_two_shards_in_parallel_give_the_single_run_table(killed_and_resumed_stu
   """A job array's tasks, one picked by SLURM's variables, one by Kubernetes's index, run at
   the same time; --collect then writes the table the single process wrote."""
   tmp_path, _ = killed_and_resumed_study
-  listed = subprocess.run(_ablation_command(tmp_path, "array", "--list_jobs"), cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+  listed = launcher.run(_ablation_command(tmp_path, "array", "--list_jobs"), cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
   assert listed.returncode == 0, listed.stderr[-3000:]
   assert listed.stdout.split() == [f"{m}/seed-0/fold-0"
                                    for m in ("lip2audspec", "ours_no_pair_no_gan")]
@@ -229,8 +230,8 @@ def test_two_shards_in_parallel_give_the_single_run_table(killed_and_resumed_stu
   assert "this task: 1 of 2 jobs: lip2audspec/seed-0/fold-0" in outputs[0][0]
   assert "this task: 1 of 2 jobs: ours_no_pair_no_gan/seed-0/fold-0" in outputs[1][0]
   assert not (tmp_path / "array" / study.TABLE_MD).exists()  # tasks never write the table
-  collected = subprocess.run(_ablation_command(tmp_path, "array", "--collect"), cwd=REPO,
-                             capture_output=True, text=True, timeout=300)
+  collected = launcher.run(_ablation_command(tmp_path, "array", "--collect"), cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
   assert collected.returncode == 0, collected.stderr[-3000:]
   assert "every job is finished" in collected.stdout
   assert (tmp_path / "array" / study.TABLE_MD).read_text() == \
@@ -245,8 +246,8 @@ def test_two_shards_in_parallel_give_the_single_run_table(killed_and_resumed_stu
           assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), (name, key)
         except ValueError:
           assert a[key] == b[key]
-  again = subprocess.run(_ablation_command(tmp_path, "array", "--job=ours_no_pair_no_gan/seed-0/fold-0"),
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+  again = launcher.run(_ablation_command(tmp_path, "array", "--job=ours_no_pair_no_gan/seed-0/fold-0"),
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert again.returncode == 0 and "1 already done" in again.stdout  # a done job is skipped
 
 
@@ -257,7 +258,7 @@ def test_collect_lists_the_missing_jobs(killed_and_resumed_study, tmp_path):
   shutil.copytree(done / "out" / "lip2audspec", tmp_path / "partial" / "lip2audspec")
   command = _ablation_command(done, "out", "--collect")
   command[command.index(f"--out_dir={done}/out")] = f"--out_dir={tmp_path}/partial"
-  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+  result = launcher.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "1 job(s) not finished, left out: ours_no_pair_no_gan/seed-0/fold-0" in result.stdout
   rows = list(csv.DictReader(open(tmp_path / "partial" / study.TABLE_CSV)))

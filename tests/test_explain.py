@@ -3,7 +3,6 @@ model whose answer is known, on the phantom's masks, and end to end on the smoke
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -13,6 +12,7 @@ import pytest
 from cmri2spec_tf.evaluation import attribution, listening
 from cmri2spec_tf.synthetic import phantom
 from tests.conftest import REPO
+from tests import launcher
 
 PATCH = (slice(40, 60), slice(70, 90))  # rows, columns the hand-built model reads
 
@@ -88,9 +88,9 @@ def test_explain_on_the_smoke_run_writes_maps_pictures_tables_and_the_report_str
   run = tmp_path / "run"  # explain writes strips into the run folder: a copy of the shared one
   shutil.copytree(smoke_run[0], run)
   out = tmp_path / "explain"
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.explain", f"--model_dir={run}",
-                           f"--out={out}", "--limit=2", "--steps=4"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.explain", f"--model_dir={run}",
+                         f"--out={out}", "--limit=2", "--steps=4"], cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "explained: 2/2" in result.stderr
   examples = sorted(p for p in out.iterdir() if p.is_dir())

@@ -3,13 +3,13 @@ naming the file, exit 1, and write nothing outside their own model_dir / output 
 
 import os
 import shutil
-import subprocess
 import sys
 
 import pydicom
 import pytest
 
 from tests.conftest import REPO
+from tests import launcher
 
 HEADER = "subject_id,word,mri,audio\n"
 
@@ -32,8 +32,8 @@ def _outside(tmp_path, *own):
 
 
 def _run(module, *flags):
-  return subprocess.run([sys.executable, "-m", f"cmri2spec_tf.{module}", *flags], cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
+  return launcher.run([sys.executable, "-m", f"cmri2spec_tf.{module}", *flags], cwd=REPO,
+                      capture_output=True, text=True, timeout=600)
 
 
 def _huge_matrix(series):

@@ -1,7 +1,6 @@
 """The index command: manifests of folders laid out like the public speech-MRI datasets."""
 
 import csv
-import subprocess
 import sys
 
 import numpy as np
@@ -11,12 +10,13 @@ from PIL import Image
 from cmri2spec_tf.data import dataset
 from tests.conftest import REPO
 from tests.test_sources import _frames, _write_video, _write_video_with_sound
+from tests import launcher
 
 
 def _index(layout, root, out, *flags):
-  return subprocess.run([sys.executable, "-m", "cmri2spec_tf.index", f"--layout={layout}",
-                         f"--root={root}", f"--out={out}", *flags], cwd=REPO,
-                        capture_output=True, text=True, timeout=120)
+  return launcher.run([sys.executable, "-m", "cmri2spec_tf.index", f"--layout={layout}",
+                       f"--root={root}", f"--out={out}", *flags], cwd=REPO,
+                      capture_output=True, text=True, timeout=120)
 
 
 def _rows(path):

@@ -3,7 +3,6 @@ the probe command."""
 
 import json
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -15,6 +14,7 @@ from cmri2spec_tf.data import factors
 from cmri2spec_tf.synthetic import phantom
 from cmri2spec_tf.data.spectrogram import SpecParams, mel_power, normalize_power
 from tests.conftest import PHANTOM_AGEESE, PHANTOM_ASOUK, REPO
+from tests import launcher
 
 PARAMS = SpecParams()
 
@@ -90,8 +90,8 @@ def test_estimators_find_known_f0_formants_and_voicing():
 
 def test_probe_command_on_the_smoke_run_and_without_factors(smoke_run, tmp_path):
   run, _ = smoke_run
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.probe", f"--model_dir={run}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.probe", f"--model_dir={run}"],
+                        cwd=REPO, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   report = json.loads((run / runs.PROBES_JSON).read_text())
   assert set(report["probes"]) == {"mu", "s", "both"}
@@ -107,9 +107,9 @@ def test_probe_command_on_the_smoke_run_and_without_factors(smoke_run, tmp_path)
   shutil.copytree(config["data_dir"], own_data, ignore=shutil.ignore_patterns(factors.FACTORS_CSV))
   copy = tmp_path / "run"
   shutil.copytree(run, copy)
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.probe", f"--model_dir={copy}",
-                           f"--data_dir={own_data}", f"--cache_dir={config['cache_dir']}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.probe", f"--model_dir={copy}",
+                         f"--data_dir={own_data}", f"--cache_dir={config['cache_dir']}"],
+                        cwd=REPO, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "probes skipped: no subjects.csv beside the manifest" in result.stdout
   assert "per-factor mean absolute error" in result.stdout  # measured without factors

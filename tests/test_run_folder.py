@@ -16,6 +16,7 @@ import pytest
 
 from cmri2spec_tf.training import runs
 from tests.conftest import REPO
+from tests import launcher
 
 SMOKE = os.path.join(REPO, "configs", "smoke.cfg")
 
@@ -45,8 +46,8 @@ def _train(config, model_dir, *extra, limit_bytes=None, timeout=600):
   command = [sys.executable, "-m", "cmri2spec_tf.train", f"--flagfile={SMOKE}",
              f"--data_dir={config['data_dir']}", f"--cache_dir={config['cache_dir']}",
              f"--model_dir={model_dir}", *extra]
-  return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                        preexec_fn=_size_limit(limit_bytes))
+  return launcher.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                      preexec_fn=_size_limit(limit_bytes))
 
 
 def _size_limit(limit_bytes):
@@ -155,8 +156,8 @@ def test_weights_that_do_not_fit_are_an_error_everywhere_never_a_partial_model(s
     cmri2spec_tf.load(str(copy))
   for command in (["evaluate", f"--model_dir={copy}", "--weights=best"],
                   ["export", f"--model_dir={copy}", f"--export_dir={tmp_path}/export/1"]):
-    result = subprocess.run([sys.executable, "-m", f"cmri2spec_tf.{command[0]}", *command[1:]],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = launcher.run([sys.executable, "-m", f"cmri2spec_tf.{command[0]}", *command[1:]],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1, (command, result.stderr[-2000:])
     assert "weights of another model" in result.stderr, command
   assert not (tmp_path / "export" / "1").exists()
@@ -173,9 +174,9 @@ def test_a_missing_data_dir_is_refused_and_nothing_is_created(tmp_path, command,
   missing = tmp_path / "mri_typo"
   out = ([f"--model_dir={tmp_path}/run"] if command == "train"
          else [f"--out_dir={tmp_path}/study"])
-  result = subprocess.run([sys.executable, "-m", f"cmri2spec_tf.{command}",
-                           f"--flagfile={config}", f"--data_dir={missing}", *out], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+  result = launcher.run([sys.executable, "-m", f"cmri2spec_tf.{command}",
+                         f"--flagfile={config}", f"--data_dir={missing}", *out], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
   assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
   line = _error_line(result)
   assert str(missing) in line and "does not exist" in line
@@ -258,18 +259,18 @@ def test_a_full_disk_during_a_cache_entry_export_or_evaluation(smoke_run, tmp_pa
   assert f"{tmp_path}/cache/" in line and ".npz: could not write it" in line
   assert os.listdir(tmp_path / "cache") == []
   # an export: nothing of the version folder is left
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.export", f"--model_dir={copy}",
-                           f"--export_dir={tmp_path}/serving/1"], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, preexec_fn=_size_limit(1_000_000))
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.export", f"--model_dir={copy}",
+                         f"--export_dir={tmp_path}/serving/1"], cwd=REPO, capture_output=True,
+                        text=True, timeout=300, preexec_fn=_size_limit(1_000_000))
   assert result.returncode == 1, result.stderr[-3000:]
   line = _error_line(result)
   assert f"{tmp_path}/serving/1: could not write it" in line and "EFBIG" in line
   assert os.listdir(tmp_path / "serving") == []
   # an evaluation: the run's files as they were
   before = _files(copy)
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={copy}",
-                           "--audio_windows=0"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, preexec_fn=_size_limit(2_000))
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={copy}",
+                         "--audio_windows=0"], cwd=REPO, capture_output=True, text=True,
+                        timeout=300, preexec_fn=_size_limit(2_000))
   assert result.returncode == 1, result.stderr[-3000:]
   assert "could not write it" in result.stderr and "EFBIG" in result.stderr
   assert _files(copy) == before

@@ -2,7 +2,6 @@
 training read."""
 
 import csv
-import subprocess
 import sys
 
 import numpy as np
@@ -12,6 +11,7 @@ from praatio.utilities.constants import Interval
 
 from cmri2spec_tf.data import dataset
 from tests.conftest import REPO
+from tests import launcher
 
 FPS = 83
 WORDS = {  # per subject: (start, end, label) on its recording's clock
@@ -47,10 +47,10 @@ def _dataset(root, with_grid=("A", "B", "C"), unaligned=()):
 
 
 def _segment(root, *flags):
-  return subprocess.run([sys.executable, "-m", "cmri2spec_tf.segment",
-                         f"--manifest={root}/recordings.csv", f"--alignments={root}/tg",
-                         f"--out={root}/words.csv", *flags], cwd=REPO, capture_output=True,
-                        text=True, timeout=120)
+  return launcher.run([sys.executable, "-m", "cmri2spec_tf.segment",
+                       f"--manifest={root}/recordings.csv", f"--alignments={root}/tg",
+                       f"--out={root}/words.csv", *flags], cwd=REPO, capture_output=True,
+                      text=True, timeout=120)
 
 
 def _rows(path):
@@ -83,10 +83,10 @@ def test_chosen_words_and_a_manifest_in_another_folder(tmp_path):
   root = _dataset(tmp_path / "data")
 
   def segment_to(out):
-    return subprocess.run([sys.executable, "-m", "cmri2spec_tf.segment",
-                           f"--manifest={root}/recordings.csv", f"--alignments={root}/tg",
-                           f"--out={out}", "--words=TEA,gorilla", "--max_duration=1.0"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    return launcher.run([sys.executable, "-m", "cmri2spec_tf.segment",
+                         f"--manifest={root}/recordings.csv", f"--alignments={root}/tg",
+                         f"--out={out}", "--words=TEA,gorilla", "--max_duration=1.0"],
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
 
   result = segment_to(tmp_path / "tea.csv")
   assert result.returncode == 0, result.stderr[-2000:]
@@ -119,8 +119,8 @@ def test_the_rtmri_phantom_end_to_end(tmp_path):
   import json
 
   def run(*args):
-    result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
+    result = launcher.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
     assert result.returncode == 0, (args, result.stderr[-3000:])
     return result
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -13,6 +12,7 @@ from cmri2spec_tf.data import dicom
 from cmri2spec_tf.data.spectrogram import SpecParams, mel_power, normalize_power
 from tests.conftest import REPO
 from tests.dicom_helpers import moving_square_frames, write_series
+from tests import launcher
 
 LOAD_AND_PREDICT = """
 import sys, numpy as np, tensorflow as tf
@@ -26,8 +26,8 @@ np.savez(sys.argv[3], spectrogram=out["spectrogram"].numpy(), mel_db=both["mel_d
 
 
 def _run(*args, timeout=300):
-  return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                        timeout=timeout)
+  return launcher.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                      timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,8 @@ def test_savedmodel_in_a_fresh_process_matches_keras(exported, tmp_path):
 def test_saved_model_cli_lists_both_signatures(exported):
   _, export_dir = exported
   cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-  result = subprocess.run([cli, "show", "--dir", str(export_dir), "--all"], capture_output=True,
-                          text=True, timeout=300)
+  result = launcher.run([cli, "show", "--dir", str(export_dir), "--all"], capture_output=True,
+                        text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
   for text in ("signature_def['serving_default']", "signature_def['mel_db']", "inputs['mri']",
                "outputs['spectrogram']", "outputs['mel_db']", "shape: (-1, 26, 128, 128, 1)",
@@ -184,10 +184,10 @@ def test_translator_keras_file_opens_without_the_package(smoke_run, tmp_path):
   model = cmri2spec_tf.load(str(run), weights="last")
   mri = dicom.read_cine(_phantom_series(run)).frames[None, ..., None]
   np.save(tmp_path / "mri.npy", mri)
-  result = subprocess.run([sys.executable, "-c", KERAS_WITHOUT_PACKAGE,
-                           str(run / "translator.keras"), str(tmp_path / "mri.npy"),
-                           str(tmp_path / "out.npy")], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+  result = launcher.run([sys.executable, "-c", KERAS_WITHOUT_PACKAGE,
+                         str(run / "translator.keras"), str(tmp_path / "mri.npy"),
+                         str(tmp_path / "out.npy")], cwd=tmp_path, capture_output=True,
+                        text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   keras_output = np.load(tmp_path / "out.npy")
   assert keras_output.shape == (1, 64, 64, 1)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from cmri2spec_tf.data import dataset, sources
 from cmri2spec_tf.data.problems import DataError
+from tests import launcher
 
 T, SIDE, FPS = 30, 84, 83
 
@@ -361,7 +362,6 @@ def test_a_long_video_is_read_as_a_stream(tmp_path):
   """A 10-minute rtMRI-like video (83 fps, ~50,000 frames; 1.4 GB as float32 frames): reading
   a segment near its end decodes from a seek just before it, so peak memory grows by far less
   than the file would take decoded."""
-  import subprocess
   import sys
 
   import av
@@ -381,8 +381,8 @@ def test_a_long_video_is_read_as_a_stream(tmp_path):
         container.mux(packet)
     for packet in stream.encode():
       container.mux(packet)
-  result = subprocess.run([sys.executable, "-c", READ_LATE_SEGMENT, path], capture_output=True,
-                          text=True, timeout=300)
+  result = launcher.run([sys.executable, "-c", READ_LATE_SEGMENT, path], capture_output=True,
+                        text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   total, frames, grown_mb = result.stdout.split()
   assert int(total) == FPS * 600 and int(frames) == 26
@@ -423,7 +423,6 @@ def test_continuous_synthesis_overlap_adds_clips_on_the_mel_timeline(tmp_path):
 
 
 def test_predict_a_long_recording_writes_its_whole_length(smoke_run, tmp_path):
-  import subprocess
   import sys
 
   import soundfile
@@ -434,10 +433,10 @@ def test_predict_a_long_recording_writes_its_whole_length(smoke_run, tmp_path):
   np.save(tmp_path / "long.npy", _frames(t=250))
   t = np.arange(int(3.0 * 22050)) / 22050
   soundfile.write(str(tmp_path / "long.wav"), 0.2 * np.sin(2 * np.pi * 200 * t), 22050)
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.predict", f"--model={run}",
-                           f"--mri={tmp_path}/long.npy", f"--out={tmp_path}/out/long",
-                           "--frame_rate=83", f"--audio={tmp_path}/long.wav"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.predict", f"--model={run}",
+                         f"--mri={tmp_path}/long.npy", f"--out={tmp_path}/out/long",
+                         "--frame_rate=83", f"--audio={tmp_path}/long.wav"], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   spectrogram = np.load(tmp_path / "out" / "long.npy")
   assert spectrogram.shape[0] == 64 and 195 <= spectrogram.shape[1] <= 205  # 3.0 s of frames
@@ -445,8 +444,8 @@ def test_predict_a_long_recording_writes_its_whole_length(smoke_run, tmp_path):
   assert rate == 22050 and abs(len(sound) - (spectrogram.shape[1] - 1) * 330) == 0
   l1 = float(result.stdout.split("L1 against")[1].split(":")[1])
   assert 0 < l1 < 0.6
-  missing = subprocess.run([sys.executable, "-m", "cmri2spec_tf.predict", f"--model={run}",
-                            f"--mri={tmp_path}/long.npy", f"--out={tmp_path}/out2/long"],
-                           cwd=REPO, capture_output=True, text=True, timeout=300)
+  missing = launcher.run([sys.executable, "-m", "cmri2spec_tf.predict", f"--model={run}",
+                          f"--mri={tmp_path}/long.npy", f"--out={tmp_path}/out2/long"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
   assert missing.returncode == 1 and "needs the frame rate" in missing.stderr
   assert not (tmp_path / "out2").exists()

@@ -4,7 +4,6 @@ time in the sound, so a reading is checked in milliseconds, not only by its exit
 
 import csv
 import os
-import subprocess
 import sys
 import unicodedata
 from fractions import Fraction
@@ -19,6 +18,7 @@ from cmri2spec_tf.data import alignments, dataset, sources
 from cmri2spec_tf.data.audio import SAMPLE_RATE
 from cmri2spec_tf.data.problems import DataError
 from tests.conftest import REPO
+from tests import launcher
 
 SIDE = 128  # frames are SIDE x SIDE, the model's grid: no resizing blurs the marker
 SPEED = 20.0  # columns per second the block moves (for recordings up to 5.5 s)
@@ -107,8 +107,8 @@ def write_manifest(folder, rows):
 
 
 def _check_data(folder):
-  return subprocess.run([sys.executable, "-m", "cmri2spec_tf.check_data", f"--data_dir={folder}"],
-                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  return launcher.run([sys.executable, "-m", "cmri2spec_tf.check_data", f"--data_dir={folder}"],
+                      cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 # ------------------------------------------------------------------ one clock per recording

@@ -18,6 +18,7 @@ from cmri2spec_tf.experiments.training_run import weights_fingerprint
 from cmri2spec_tf.training.trainer import build_trainer
 from tests.conftest import REPO
 from tests.conftest import smoke_command as _command
+from tests import launcher
 
 
 def _scalars_and_images(log_dir):
@@ -99,8 +100,8 @@ def test_resume_after_kill(tmp_path, smoke_data):
   saved = tmp_path / "epoch-1-copy.weights.h5"
   saved.write_bytes((tmp_path / "run" / "checkpoints" / "epoch-0001.weights.h5").read_bytes())
 
-  second = subprocess.run(_command(tmp_path, *smoke_data), cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+  second = launcher.run(_command(tmp_path, *smoke_data), cwd=REPO, capture_output=True,
+                        text=True, timeout=600)
   assert second.returncode == 0, second.stderr[-3000:]
   assert "resumed after epoch 1" in second.stdout and "starting epoch 2" in second.stdout
   assert "Epoch 2/2" in second.stdout and "Epoch 1/2" not in second.stdout
@@ -117,7 +118,7 @@ def test_training_refuses_a_bad_dataset_before_starting(tmp_path, phantom_dir):
   shutil.copytree(phantom_dir, tmp_path / "data")
   with open(tmp_path / "data" / "subjects" / "S02" / "audio.wav", "w") as f:
     f.write("broken")
-  result = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
+  result = launcher.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 1
   assert "refusing to train" in result.stderr
   assert "S02/audio.wav: unreadable audio file" in result.stderr
@@ -157,9 +158,9 @@ def test_evaluate_writes_tables_that_match_per_example_evaluation(evaluated_smok
 
 
 def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.evaluate",
-                           f"--model_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.evaluate",
+                         f"--model_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True,
+                        timeout=120)
   assert result.returncode == 1
   assert f"{tmp_path}/config.json: missing or unreadable" in result.stderr
   assert not os.listdir(tmp_path)
@@ -171,8 +172,8 @@ def test_mixed_precision_run_matches_float32_held_out_l1(smoke_run, smoke_data, 
   test_model.test_mixed_precision_step_runs_on_cpu and, with XLA,
   test_model.test_mixed_float16_xla_step_matches_float32.)"""
   run, _ = smoke_run
-  result = subprocess.run(_command(tmp_path, "--precision=mixed_bfloat16", *smoke_data), cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+  result = launcher.run(_command(tmp_path, "--precision=mixed_bfloat16", *smoke_data), cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   mixed = json.loads((tmp_path / "run" / "summary.json").read_text())["heldout_l1"]
   full = json.loads((run / "summary.json").read_text())["heldout_l1"]
@@ -194,8 +195,8 @@ def test_deterministic_runs_give_bit_identical_weights(smoke_run, tmp_path):
   """configs/smoke.cfg sets --deterministic: a second run, with its own phantom and cache as the
   first had, reproduces the first bit for bit."""
   run, _ = smoke_run
-  result = subprocess.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+  result = launcher.run(_command(tmp_path), cwd=REPO, capture_output=True, text=True,
+                        timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   first, second = build_trainer(), build_trainer(seed=1)
   first.load_weights(str(run / "checkpoints" / "epoch-0002.weights.h5"))
@@ -218,7 +219,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(smoke_run, tmp
   (tmp_path / "run" / "config.json").write_text(json.dumps(config))
   command = _command(tmp_path, "--epochs=3", "--lam=1e39", f"--data_dir={config['data_dir']}",
                      f"--cache_dir={config['cache_dir']}")
-  result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+  result = launcher.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert result.returncode == 1, result.stderr[-3000:]
   assert "a loss became NaN or infinite in epoch 3" in result.stderr
   assert "last good checkpoint (epoch 2) is kept" in result.stderr
@@ -230,8 +231,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(smoke_run, tmp
 
 
 def test_jit_on_with_deterministic_is_refused_before_anything_is_written(tmp_path):
-  result = subprocess.run(_command(tmp_path, "--jit=on"), cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+  result = launcher.run(_command(tmp_path, "--jit=on"), cwd=REPO, capture_output=True,
+                        text=True, timeout=120)
   assert result.returncode == 2  # a usage error (cli.py)
   assert "--jit=on and --deterministic do not go together" in result.stderr
   assert not os.listdir(tmp_path)

@@ -3,7 +3,6 @@ predict, export (the `waveform` signature) and the Python API."""
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -17,6 +16,7 @@ from cmri2spec_tf.speech import vocoders
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.models.vocoder import ISTFTHead, build_vocoder
 from tests.conftest import REPO
+from tests import launcher
 
 PARAMS = SpecParams()
 
@@ -110,17 +110,17 @@ def test_vocoder_command_goes_on_training_and_refuses_bad_input(smoke_vocoder, t
   shutil.copytree(folder, copy)
   info = json.loads((copy / vocoders.VOCODER_JSON).read_text())
   data_dir = info["config"]["data_dir"]
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.vocoder",
-                           f"--flagfile={REPO}/configs/vocoder_smoke.cfg", f"--data_dir={data_dir}",
-                           f"--model_dir={copy}", "--split=2", "--epochs=1",
-                           "--steps_per_epoch=2"], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.vocoder",
+                         f"--flagfile={REPO}/configs/vocoder_smoke.cfg", f"--data_dir={data_dir}",
+                         f"--model_dir={copy}", "--split=2", "--epochs=1",
+                         "--steps_per_epoch=2"], cwd=REPO, capture_output=True, text=True,
+                        timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "going on from the vocoder" in result.stdout
   assert json.loads((copy / vocoders.VOCODER_JSON).read_text())["steps"] == info["steps"] + 2
-  missing = subprocess.run([sys.executable, "-m", "cmri2spec_tf.vocoder",
-                            f"--data_dir={tmp_path}/nothing", f"--model_dir={tmp_path}/v"],
-                           cwd=REPO, capture_output=True, text=True, timeout=300)
+  missing = launcher.run([sys.executable, "-m", "cmri2spec_tf.vocoder",
+                          f"--data_dir={tmp_path}/nothing", f"--model_dir={tmp_path}/v"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
   assert missing.returncode == 1 and "Traceback" not in missing.stderr
   assert f"{tmp_path}/nothing" in missing.stderr
   assert not (tmp_path / "v" / vocoders.VOCODER_KERAS).exists()
@@ -133,9 +133,9 @@ def test_predict_and_the_api_voice_with_the_vocoder(smoke_run, smoke_vocoder, tm
   folder, _ = smoke_vocoder
   config = json.loads((run / "config.json").read_text())
   series = os.path.join(config["data_dir"], "subjects", "S01", "mri")
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.predict", f"--model={run}",
-                           f"--mri={series}", f"--out={tmp_path}/S01", f"--vocoder={folder}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.predict", f"--model={run}",
+                         f"--mri={series}", f"--out={tmp_path}/S01", f"--vocoder={folder}"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   model = cmri2spec_tf.load(str(run), vocoder=str(folder))
   spectrogram = np.load(tmp_path / "S01.npy")
@@ -164,18 +164,18 @@ def test_export_with_a_vocoder_has_the_waveform_signature(smoke_run, smoke_vocod
   run, _ = smoke_run
   folder, _ = smoke_vocoder
   export_dir = tmp_path / "serving" / "1"
-  result = subprocess.run([sys.executable, "-m", "cmri2spec_tf.export", f"--model_dir={run}",
-                           f"--export_dir={export_dir}", f"--vocoder={folder}"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+  result = launcher.run([sys.executable, "-m", "cmri2spec_tf.export", f"--model_dir={run}",
+                         f"--export_dir={export_dir}", f"--vocoder={folder}"], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "waveform:" in result.stdout
   config = json.loads((run / "config.json").read_text())
   mri = dicom.read_cine(os.path.join(config["data_dir"], "subjects", "S01", "mri")).frames
   mri = np.stack([mri, mri[::-1]])[..., None]
   np.save(tmp_path / "mri.npy", mri)
-  served = subprocess.run([sys.executable, "-c", WAVEFORM_IN_A_FRESH_PROCESS, str(export_dir),
-                           str(tmp_path / "mri.npy"), str(tmp_path / "out.npz")], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+  served = launcher.run([sys.executable, "-c", WAVEFORM_IN_A_FRESH_PROCESS, str(export_dir),
+                         str(tmp_path / "mri.npy"), str(tmp_path / "out.npz")], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
   assert served.returncode == 0, served.stderr[-3000:]
   out = np.load(tmp_path / "out.npz")
   assert out["waveform"].shape == (2, PARAMS.window_samples)

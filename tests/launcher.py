@@ -1,0 +1,174 @@
+"""Runs `python -m cmri2spec_tf.COMMAND ...` for the tests without paying TensorFlow's import
+(~5 s on 2 cores) per command: a launcher process imports TensorFlow, Keras and the package's
+libraries once, computes nothing, and forks one child per command. The child is a real process
+(its own pid, exit status, stdout and stderr files, working folder and environment) that runs
+the command module as `__main__`, as `python -m` does.
+
+`run(args, ...)` has subprocess.run's signature for what the tests use. It forks only commands
+of this package without an `env=` of their own (what TensorFlow reads at import time would not
+reach a child of an already-imported process); everything else, and every test that needs
+signals sent to a process it started, uses subprocess directly.
+
+Fork safety: the launcher never runs a TensorFlow op (no runtime, no thread pools): a child
+starts from an interpreter in the state `import` left it in, as a fresh `python -m` would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = "cmri2spec_tf."
+# The libraries a command imports; never the command modules (runpy runs those as __main__).
+PRELOAD = ("tensorflow", "keras", "numpy", "scipy.signal", "h5py", "PIL.Image", "av", "pydicom",
+           "cmri2spec_tf.training.trainer", "cmri2spec_tf.training.runs",
+           "cmri2spec_tf.data.dataset", "cmri2spec_tf.data.sources",
+           "cmri2spec_tf.evaluation.evaluation", "cmri2spec_tf.evaluation.listening",
+           "cmri2spec_tf.speech.speech_metrics", "cmri2spec_tf.speech.vocoders",
+           "cmri2spec_tf.serving.inference", "cmri2spec_tf.serving.savedmodel")
+
+_launcher: subprocess.Popen | None = None
+
+
+def run(args, *, cwd=REPO, timeout=None, env=None, capture_output=True, text=True,
+        **others) -> subprocess.CompletedProcess:
+  """subprocess.run(args, cwd=..., capture_output=True, text=True, timeout=...), forked from the
+  launcher where it can be (see the module's docstring)."""
+  module = _command_module(args)
+  if module is None or env is not None or others or not capture_output or not text:
+    return subprocess.run(args, cwd=cwd, timeout=timeout, env=env, capture_output=capture_output,
+                          text=text, **others)
+  launcher = _started()
+  with tempfile.TemporaryDirectory() as folder:
+    out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
+    request = {"module": module, "argv": list(args[3:]), "cwd": str(cwd),
+               "env": dict(os.environ), "stdout": out, "stderr": err}
+    launcher.stdin.write(json.dumps(request) + "\n")
+    launcher.stdin.flush()
+    pid = json.loads(_line(launcher, None))["pid"]
+    try:
+      status = json.loads(_line(launcher, timeout))["status"]
+    except subprocess.TimeoutExpired:
+      os.kill(pid, signal.SIGKILL)
+      _line(launcher, None)
+      raise subprocess.TimeoutExpired(args, timeout) from None
+    with open(out, errors="replace") as o, open(err, errors="replace") as e:
+      return subprocess.CompletedProcess(list(args), status, o.read(), e.read())
+
+
+def stop() -> None:
+  """Ends the launcher (pytest's session end)."""
+  global _launcher
+  if _launcher is not None and _launcher.poll() is None:
+    _launcher.stdin.close()
+    _launcher.wait(timeout=30)
+  _launcher = None
+
+
+def _command_module(args) -> str | None:
+  """'cmri2spec_tf.train' for [python, '-m', 'cmri2spec_tf.train', ...]; None otherwise."""
+  args = [str(a) for a in args]
+  if len(args) >= 3 and args[0] == sys.executable and args[1] == "-m" and \
+      args[2].startswith(PACKAGE):
+    return args[2]
+  return None
+
+
+def _started() -> subprocess.Popen:
+  global _launcher
+  if _launcher is None or _launcher.poll() is not None:
+    _launcher = subprocess.Popen([sys.executable, os.path.abspath(__file__)], cwd=REPO,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert json.loads(_line(_launcher, 300)) == {"ready": True}
+  return _launcher
+
+
+def _line(launcher: subprocess.Popen, timeout) -> str:
+  """The launcher's next line, waiting at most timeout seconds (None: no limit)."""
+  ready, _, _ = select.select([launcher.stdout], [], [], timeout)
+  if not ready:
+    raise subprocess.TimeoutExpired("launcher", timeout)
+  line = launcher.stdout.readline()
+  if not line:
+    raise RuntimeError("the test launcher ended")
+  return line
+
+
+# ------------------------------------------------------------------ the launcher process
+def _serve() -> None:
+  """Imports once, then per request line: fork, report the pid, wait, report the status."""
+  replies = os.fdopen(os.dup(1), "w", buffering=1)
+  requests = os.fdopen(os.dup(0), "r")
+  devnull = os.open(os.devnull, os.O_RDWR)
+  os.dup2(devnull, 0)
+  os.dup2(devnull, 1)  # what the imports print goes nowhere, never into the replies
+  from cmri2spec_tf import cli
+
+  cli.set_environment_defaults()  # as every command does, before TensorFlow loads
+  import importlib
+
+  for name in PRELOAD:
+    importlib.import_module(name)
+  replies.write(json.dumps({"ready": True}) + "\n")
+  for line in requests:
+    request = json.loads(line)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+      replies.close()
+      requests.close()
+      _child(request)
+    replies.write(json.dumps({"pid": pid}) + "\n")
+    _, wait_status = os.waitpid(pid, 0)
+    replies.write(json.dumps({"status": os.waitstatus_to_exitcode(wait_status)}) + "\n")
+
+
+def _child(request: dict) -> None:
+  """Runs one command as `python -m` would, then leaves without returning to the launcher."""
+  import runpy
+  import traceback
+
+  code = 0
+  try:
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+      target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+      os.dup2(target, fd)
+      os.close(target)
+    sys.stdout = open(1, "w", closefd=False)
+    sys.stderr = open(2, "w", closefd=False, buffering=1)
+    sys.argv = [request["module"]] + request["argv"]
+    sys.path[0] = request["cwd"]
+    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+  except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    if e.code is not None and not isinstance(e.code, int):
+      print(e.code, file=sys.stderr)
+  except BaseException:  # what python prints for an uncaught exception, and its exit status
+    traceback.print_exc()
+    code = 1
+  finally:
+    try:  # what the interpreter does at its end: join threads, run atexit, flush
+      import atexit
+      import threading
+
+      threading._shutdown()
+      atexit._run_exitfuncs()
+      sys.stdout.flush()
+      sys.stderr.flush()
+    finally:
+      os._exit(code)
+
+
+if __name__ == "__main__":
+  sys.path[0] = REPO
+  _serve()
