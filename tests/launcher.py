@@ -5,7 +5,7 @@ libraries once, computes nothing, and forks one child per command. The child is 
 the command module as `__main__`, as `python -m` does.
 
 `run(args, ...)` has subprocess.run's signature for what the tests use. It forks only commands
-of this package without an `env=` of their own (what TensorFlow reads at import time would not
+of this package and the tests' own scripts (tests/scripts/*.py) without an `env=` of their own (what TensorFlow reads at import time would not
 reach a child of an already-imported process); everything else, and every test that needs
 signals sent to a process it started, uses subprocess directly.
 
@@ -24,6 +24,7 @@ import sys
 import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(REPO, "tests", "scripts")
 PACKAGE = "cmri2spec_tf."
 # The libraries a command imports; never the command modules (runpy runs those as __main__).
 PRELOAD = ("tensorflow", "keras", "numpy", "scipy.signal", "h5py", "PIL.Image", "av", "pydicom",
@@ -40,14 +41,14 @@ def run(args, *, cwd=REPO, timeout=None, env=None, capture_output=True, text=Tru
         **others) -> subprocess.CompletedProcess:
   """subprocess.run(args, cwd=..., capture_output=True, text=True, timeout=...), forked from the
   launcher where it can be (see the module's docstring)."""
-  module = _command_module(args)
-  if module is None or env is not None or others or not capture_output or not text:
+  target = _target(args)
+  if target is None or env is not None or others or not capture_output or not text:
     return subprocess.run(args, cwd=cwd, timeout=timeout, env=env, capture_output=capture_output,
                           text=text, **others)
   launcher = _started()
   with tempfile.TemporaryDirectory() as folder:
     out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
-    request = {"module": module, "argv": list(args[3:]), "cwd": str(cwd),
+    request = {**target, "argv": [str(a) for a in args[target["skip"]:]], "cwd": str(cwd),
                "env": dict(os.environ), "stdout": out, "stderr": err}
     launcher.stdin.write(json.dumps(request) + "\n")
     launcher.stdin.flush()
@@ -71,12 +72,16 @@ def stop() -> None:
   _launcher = None
 
 
-def _command_module(args) -> str | None:
-  """'cmri2spec_tf.train' for [python, '-m', 'cmri2spec_tf.train', ...]; None otherwise."""
+def _target(args) -> dict | None:
+  """What to run: {"module": NAME} for [python, '-m', 'cmri2spec_tf.NAME', ...], {"script": PATH}
+  for [python, 'tests/scripts/NAME.py', ...]; None for anything else."""
   args = [str(a) for a in args]
-  if len(args) >= 3 and args[0] == sys.executable and args[1] == "-m" and \
-      args[2].startswith(PACKAGE):
-    return args[2]
+  if len(args) < 2 or args[0] != sys.executable:
+    return None
+  if len(args) >= 3 and args[1] == "-m" and args[2].startswith(PACKAGE):
+    return {"module": args[2], "skip": 3}
+  if os.path.dirname(os.path.abspath(args[1])) == SCRIPTS and args[1].endswith(".py"):
+    return {"script": os.path.abspath(args[1]), "skip": 2}
   return None
 
 
@@ -146,9 +151,14 @@ def _child(request: dict) -> None:
       os.close(target)
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False, buffering=1)
-    sys.argv = [request["module"]] + request["argv"]
-    sys.path[0] = request["cwd"]
-    runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+    if "script" in request:  # as `python SCRIPT`: its folder first on the path
+      sys.argv = [request["script"]] + request["argv"]
+      sys.path[0] = os.path.dirname(request["script"])
+      runpy.run_path(request["script"], run_name="__main__")
+    else:
+      sys.argv = [request["module"]] + request["argv"]
+      sys.path[0] = request["cwd"]
+      runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
   except SystemExit as e:
     code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     if e.code is not None and not isinstance(e.code, int):
