@@ -127,8 +127,8 @@ def define_series_flags() -> None:
 # ------------------------------------------------------------------ training-run flags
 def define_training_flags(skip=()) -> None:
   """The flags of config.TrainConfig, except those named in `skip` (set per job by the caller)."""
-  from cmri2spec_tf.training.config import (JIT_CHOICES, MODELS, RECIPE_NAMES, STRATEGIES,
-                                            TrainConfig)
+  from cmri2spec_tf.training.config import (JIT_CHOICES, MODELS, PAIRINGS, RECIPE_NAMES,
+                                            STRATEGIES, TrainConfig)
   from cmri2spec_tf.models.precision import PRECISIONS
 
   defaults = TrainConfig(data_dir="", model_dir="")
@@ -188,6 +188,14 @@ def define_training_flags(skip=()) -> None:
           "paper (Sec. 3.2: constant learning rates, the last weights) or fast (twice the "
           "translator's learning rate, an average of its weights for evaluation and export; the "
           "same layers and objective). docs/training.md."),
+      "pairing": lambda: flags.DEFINE_enum(
+          "pairing", defaults.pairing, list(PAIRINGS), "What one example is: word (the paper's "
+          "protocol: a recording or word segment, 26 frames over it, 100 windows of its sound) or "
+          "time (whole recordings cut into clips of one window, the 26 frames over exactly the "
+          "window's span; no word alignments needed). docs/training.md."),
+      "clip_hop_s": lambda: flags.DEFINE_float(
+          "clip_hop_s", defaults.clip_hop_s, "--pairing=time: seconds between clip starts.",
+          lower_bound=0.01),
       "same_word_share": lambda: flags.DEFINE_float(
           "same_word_share", defaults.same_word_share, "Share of same-word pairs.",
           lower_bound=0, upper_bound=1),

@@ -80,6 +80,13 @@ class ArrayDataset:
   spectrograms: np.ndarray
   params: spectrogram.SpecParams
   recording_ids: list[str] | None = None  # subject:file[@start-end] (manifest.Record)
+  pair_labels: list[str] | None = None  # what same-word pairs match (data/clips.py); words
+  clip_audio: np.ndarray | None = None  # float32 [R, window_samples]: a clip's own sound
+
+  @property
+  def pair_keys(self) -> list[str]:
+    """What the KL pairs match on: the words, or the clips' stimulus and position."""
+    return self.words if self.pair_labels is None else self.pair_labels
 
   def __post_init__(self):
     if self.recording_ids is None:
@@ -92,9 +99,11 @@ class ArrayDataset:
     """The recordings of the given subjects, in dataset order."""
     wanted = set(subject_ids)
     rows = [i for i, s in enumerate(self.subject_ids) if s in wanted]
+    labels = None if self.pair_labels is None else [self.pair_labels[i] for i in rows]
+    audio = None if self.clip_audio is None else self.clip_audio[rows]
     return ArrayDataset([self.subject_ids[i] for i in rows], [self.words[i] for i in rows],
                         self.mri[rows], self.spectrograms[rows], self.params,
-                        [self.recording_ids[i] for i in rows])
+                        [self.recording_ids[i] for i in rows], labels, audio)
 
   def fold(self, scheme: str, index: int, seed: int = 0):
     """(training, held-out) subsets of fold `index` of the split `scheme` ("loso" or a number
@@ -149,7 +158,7 @@ def check_dataset(data_dir: str, params: spectrogram.SpecParams = spectrogram.Sp
       continue
     summaries.append(summary)
     if cache_dir:
-      cache_lib.save(cache_dir, _record_key(record, params),
+      cache_lib.save(cache_dir, record_key(record, params),
                      _cache_arrays(frames, targets, summary))
   return summaries, problems
 
@@ -192,7 +201,7 @@ def _cached_record(record, params, cache_dir):
     raise not_found(record.mri, "MRI series")
   if not os.path.isfile(record.audio):
     raise not_found(record.audio, "audio file")
-  key = _record_key(record, params)
+  key = record_key(record, params)
   arrays = cache_lib.load(cache_dir, key)
   if arrays is not None:
     return arrays, False
@@ -202,7 +211,8 @@ def _cached_record(record, params, cache_dir):
   return arrays, True
 
 
-def _record_key(record, params) -> str:
+def record_key(record: manifest_lib.Record, params: spectrogram.SpecParams) -> str:
+  """The cache key of a row's files, parameters and the part of the files it picks."""
   return cache_lib.record_key(record.mri, record.audio, params.to_json(), _segment_key(record))
 
 
@@ -297,6 +307,15 @@ def audio_windows(data_dir: str, recording_ids: list[str], windows: list[int],
     span = audio_span(record, timing, len(sound.waveform), params)
     out.append(spectrogram.sliding_windows(sound.waveform, params, span)[list(windows)])
   return np.stack(out).astype(np.float32)
+
+
+def window_audio(data: ArrayDataset, data_dir: str, rows: list[int],
+                 windows: list[int]) -> np.ndarray:
+  """float32 [len(rows), len(windows), window_samples]: the sound of the given windows of the
+  given examples: a clip's own (kept with it), else read again from the files (audio_windows)."""
+  if data.clip_audio is not None:
+    return data.clip_audio[rows][:, None].astype(np.float32)[:, [0] * len(windows)]
+  return audio_windows(data_dir, [data.recording_ids[r] for r in rows], windows, data.params)
 
 
 def _timing_for_span(record: manifest_lib.Record, sound: audio_lib.Audio) -> Timing:

@@ -61,7 +61,7 @@ class _EpochPairs:
   def __call__(self):
     rng = np.random.default_rng([self._seed, self.next_epoch])
     self.next_epoch += 1
-    epoch_pairs = sample_pairs(self._data.subject_ids, self._data.words,
+    epoch_pairs = sample_pairs(self._data.subject_ids, self._data.pair_keys,
                                self._data.spectrograms.shape[1], self._share, rng)
     yield epoch_pairs[:self._limit]
 

@@ -139,6 +139,28 @@ def read_mri(entry: str | os.PathLike, frame_rate: float | None = None,
   return to_cine(dataclasses.replace(raw, frame_rate=rate), entry, segment)
 
 
+def recording_span_of(entry: str, frame_rate: float | None = None) -> tuple[float | None,
+                                                                           float | None]:
+  """(first frame's time, duration) of a whole recording on its clock, decoding next to nothing:
+  a video's container says them (decoded in full only where it does not), the other sources'
+  frame count and rate."""
+  if kind_of(entry) == "video":
+    import av
+
+    try:
+      with av.open(entry) as container:
+        if container.streams.video:
+          start, duration = _stream_span(container, container.streams.video[0])
+          if start is not None and duration is not None:
+            return start, duration
+    except (av.FFmpegError, OSError, ValueError) as e:
+      raise DataError(entry, f"unreadable video ({type(e).__name__}: {e})") from e
+    info = read_mri(entry).info
+  else:
+    info = read_mri(entry, frame_rate, (0.0, 1e-3)).info
+  return info.start_s, info.duration_s
+
+
 def to_cine(raw: Frames, entry: str, segment: tuple[float, float] | None = None) -> dicom.Cine:
   """The DICOM pipeline's geometry, normalization and time resampling for any source; for a
   segment, the 26 frames are sampled between its start and end."""

@@ -49,13 +49,14 @@ def nearest_neighbour(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
 
 def word_mean_predictions(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
   """[R, 64, 64]: the mean training window of each held-out recording's own word (the mean
-  window for a word no training recording has). Not a method (it is told the word): the level
-  a model that recognised only the word would reach (probes.py)."""
-  words = np.asarray(train.words)
+  window for a word no training recording has); for time-aligned clips, of the clips at the
+  same position of the same stimulus (`pair_keys`, data/clips.py). Not a method (it is told the
+  word): the level a model that recognised only the word would reach (probes.py)."""
+  words = np.asarray(train.pair_keys)
   means = {w: train.spectrograms[words == w].astype(np.float32).mean(axis=(0, 1))
-           for w in set(train.words)}
+           for w in set(train.pair_keys)}
   fallback = mean_window(train)
-  return np.stack([means.get(w, fallback) for w in heldout.words])
+  return np.stack([means.get(w, fallback) for w in heldout.pair_keys])
 
 
 def lookup_levels(train: ArrayDataset, heldout: ArrayDataset,
@@ -80,7 +81,7 @@ def references(train: ArrayDataset, heldout: ArrayDataset) -> dict[str, np.ndarr
   """{name: [R, 64, 64]} of the reference levels: the word's mean training window (only when a
   held-out word is among the training words: otherwise it is the mean spectrogram) and each
   recording's own mean window (the floor of one prediction per recording)."""
-  known = set(train.words) & set(heldout.words)
+  known = set(train.pair_keys) & set(heldout.pair_keys)
   levels = {"word_mean": word_mean_predictions(train, heldout)} if known else {}
   return levels | {"recording_mean": heldout.spectrograms.astype(np.float32).mean(axis=1)}
 

@@ -37,6 +37,7 @@ import numpy as np
 from cmri2spec_tf.evaluation import baselines
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.speech import speech_metrics, vocoders
+from cmri2spec_tf.data import clips
 from cmri2spec_tf.data import dataset as dataset_lib
 from cmri2spec_tf.data.dataset import ArrayDataset
 from cmri2spec_tf.data.spectrogram import normalized_to_db
@@ -169,8 +170,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   params = runs.load_spec_params(model_dir)
   vocoder_list = [vocoders.GriffinLim(params)] + ([vocoders.from_flag(vocoder, params)]
                                                  if vocoder else [])
-  data = dataset_lib.load_dataset(data_dir or config.data_dir, params,
-                                  cache_dir or config.cache_dir, verbose=verbose)
+  data = clips.load_examples(config.pairing, data_dir or config.data_dir, params,
+                             config.clip_hop_s, cache_dir or config.cache_dir, verbose=verbose)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
   run = runs.load_trainer(model_dir, weights)
   translator = run.trainer.inference_model()
@@ -180,8 +181,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   per_reference = {name: recording_scores(p, heldout)
                    for name, p in baselines.references(train, heldout).items()}
   windows = audio_window_indices(heldout.spectrograms.shape[1], audio_windows)
-  references = (dataset_lib.audio_windows(data_dir or config.data_dir, heldout.recording_ids,
-                                          windows, params) if windows else None)
+  references = (dataset_lib.window_audio(heldout, data_dir or config.data_dir,
+                                         list(range(len(heldout))), windows) if windows else None)
   if windows:
     speech = speech_scores(predictions, heldout, references, windows, vocoder_list)
     for name, rows in per_method.items():

@@ -179,14 +179,14 @@ def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None
   from cmri2spec_tf.training import runs
   from cmri2spec_tf.speech import vocoders
   from cmri2spec_tf.evaluation import latents as latents_lib
-  from cmri2spec_tf.data import dataset as dataset_lib
+  from cmri2spec_tf.data import clips
   from cmri2spec_tf.data import factors as factors_lib
 
   config = runs.load_config(model_dir)
   params = runs.load_spec_params(model_dir)
   data_dir = data_dir or config.data_dir
-  data = dataset_lib.load_dataset(data_dir, params, cache_dir or config.cache_dir,
-                                  verbose=verbose)
+  data = clips.load_examples(config.pairing, data_dir, params, config.clip_hop_s,
+                             cache_dir or config.cache_dir, verbose=verbose)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
   run = runs.load_trainer(model_dir, weights)
   translator = run.trainer.inference_model()

@@ -37,7 +37,8 @@ from cmri2spec_tf.evaluation import evaluation, significance
 from cmri2spec_tf.speech import plots
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.experiments import training_run
-from cmri2spec_tf.data import dataset as dataset_lib
+from cmri2spec_tf.data import clips
+from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.base.errors import ConfigError
 from cmri2spec_tf.training.config import TrainConfig
 
@@ -400,7 +401,8 @@ def table_csv(rows: list[dict]) -> str:
 def figure(base, reports, trained, baselines, seed, fold) -> bytes:
   """Fig. 3: for the first held-out recording of each word in one fold, the middle window's
   ground truth and every method's prediction, side by side."""
-  data = dataset_lib.load_dataset(base.data_dir, cache_dir=base.cache_dir, verbose=False)
+  data = clips.load_examples(base.pairing, base.data_dir, SpecParams(), base.clip_hop_s,
+                             base.cache_dir, verbose=False)
   _, heldout = data.fold(base.split, fold, base.split_seed)
   predictions = {}
   for job, report in reports.items():

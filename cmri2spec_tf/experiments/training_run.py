@@ -22,7 +22,7 @@ from cmri2spec_tf.base import machine
 from cmri2spec_tf.models import precision
 from cmri2spec_tf.speech import vocoders
 from cmri2spec_tf.data import dataset as dataset_lib
-from cmri2spec_tf.data import factors, pairs
+from cmri2spec_tf.data import clips, factors, pairs
 from cmri2spec_tf.synthetic import phantom
 from cmri2spec_tf.data.spectrogram import SpecParams
 from cmri2spec_tf.base.errors import ConfigError
@@ -92,8 +92,8 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   warn_if_slow(config.precision)
-  data = dataset_lib.load_dataset(config.data_dir, SpecParams(), config.cache_dir,
-                                  verbose=config.verbose > 0)
+  data = clips.load_examples(config.pairing, config.data_dir, SpecParams(), config.clip_hop_s,
+                             config.cache_dir, verbose=config.verbose > 0)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
   with strategy.scope():  # models and both optimizers (notes: built inside the scope)
     model = runs.build_model(config)
@@ -106,9 +106,10 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
   runs.write_spec_params(config.model_dir, data.params)
   baseline = baselines.mean_spectrogram_l1(train, heldout, config.val_window_stride)
   heldout_subjects = list(dict.fromkeys(heldout.subject_ids))
+  examples = "clips" if config.pairing == "time" else "recordings"
   print(f"fold {config.fold} ({config.split}): {len(set(train.subject_ids))} training subjects "
-        f"({len(train)} recordings), held out {', '.join(heldout_subjects)} ({len(heldout)} "
-        f"recordings); mean-spectrogram L1 on them {baseline:.4f}")
+        f"({len(train)} {examples}), held out {', '.join(heldout_subjects)} ({len(heldout)} "
+        f"{examples}); mean-spectrogram L1 on them {baseline:.4f}")
   if done:
     print(f"resumed after epoch {done} from {runs.checkpoint_dir(config.model_dir)} "
           f"(weights fingerprint {weights_fingerprint(model):.6f}); starting epoch {done + 1}")
@@ -206,8 +207,8 @@ def _fit(model, config, train, heldout, done, epoch_label=None):
 
 def example_audio(config: TrainConfig, heldout, picks) -> np.ndarray:
   """[n, window_samples]: the recordings' own audio of the TensorBoard examples' windows."""
-  return np.stack([dataset_lib.audio_windows(config.data_dir, [heldout.recording_ids[r]], [k],
-                                             heldout.params)[0, 0] for r, k in picks])
+  return np.stack([dataset_lib.window_audio(heldout, config.data_dir, [r], [k])[0, 0]
+                   for r, k in picks])
 
 
 def weights_fingerprint(model: keras.Model) -> float:

@@ -12,6 +12,7 @@ MODELS = ("cmri2spec", "lip2audspec")  # the paper's method, the baseline of Tab
 JIT_CHOICES = {"auto": "auto", "on": True, "off": False}  # --jit values -> Keras's jit_compile
 STRATEGIES = ("default", "mirrored", "multi_worker")  # tf.distribute strategies (distribute.py)
 RECIPE_NAMES = ("paper", "fast")  # how the networks are optimized (recipes.py)
+PAIRINGS = ("word", "time")  # what an example is: a word's cine and windows, or a clip (clips.py)
 
 
 @dataclasses.dataclass
@@ -38,6 +39,8 @@ class TrainConfig:
   discriminator_lr: float = 1e-4
   adam_beta_1: float = 0.5
   recipe: str = "paper"  # how the networks are optimized (recipes.py): "paper" or "fast"
+  pairing: str = "word"  # "word": the paper's protocol; "time": clips of whole recordings
+  clip_hop_s: float = 0.25  # --pairing=time: a clip starts every this many seconds
   same_word_share: float = 0.5
   pairs_per_epoch: int | None = None
   val_window_stride: int = 1
