@@ -166,10 +166,38 @@ def test_time_aligned_training_and_evaluation_on_the_rtmri_phantom(tmp_path):
   assert " clips), held out " in trained.stdout
   config = json.loads((tmp_path / "run" / "config.json").read_text())
   assert config["pairing"] == "time" and config["clip_hop_s"] == 0.5
-  run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run", "--audio_windows=1")
+  evaluated = run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run", "--audio_windows=1")
   report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
   clips_scored = report["methods"]["cmri2spec"]["recordings"]
   assert all(r["subject_id"] in report["heldout_subjects"] for r in clips_scored)
   assert all(0 < r["l1"] < 0.5 for r in clips_scored)
   floor = report["references"]["recording_mean"]["overall"]["l1"]
   assert floor == 0  # one target per input: no ambiguity, no floor above 0
+  # whole utterances: the 2 held-out recordings synthesized continuously and scored whole
+  whole = report["utterances"]["methods"]
+  assert set(whole) == {"truth", "cmri2spec", "mean", "nearest_neighbour"}
+  assert whole["truth"]["overall"]["n_recordings"] == 2
+  assert whole["truth"]["overall"]["griffin_lim_stoi"] > 0.7  # the ceiling: its own timeline
+  for name in ("cmri2spec", "mean", "nearest_neighbour"):
+    total = whole[name]["overall"]
+    assert 0 < total["l1"] < 0.5 and -1 <= total["griffin_lim_stoi"] <= 1
+  assert "whole utterances (2 held-out recordings" in evaluated.stdout
+
+
+def test_overlap_add_puts_each_window_on_the_recordings_mel_timeline():
+  """Windows cut from a recording's own mel timeline at their start times (every 0.25 s, the
+  last one at the end) and overlap-added give that timeline back."""
+  from cmri2spec_tf.data import spectrogram
+
+  params = SpecParams()
+  t = np.arange(int(3.0 * SR)) / SR
+  wave = (0.3 * np.sin(2 * np.pi * (200 + 400 * t) * t)).astype(np.float32)
+  truth = spectrogram.normalize_power(spectrogram.mel_power(wave, params), params)
+  hop_frames = round(0.25 * SR / params.hop_length)
+  firsts = list(range(0, truth.shape[1] - 64 + 1, hop_frames))
+  starts = [f * params.hop_length / SR for f in firsts]
+  windows = np.stack([truth[:, f:f + 64] for f in firsts])
+  timeline = spectrogram.overlap_add(starts, windows, params, truth.shape[1])
+  covered = firsts[-1] + 64
+  assert timeline.shape == (64, covered)
+  np.testing.assert_allclose(timeline, truth[:, :covered], atol=1e-6)

@@ -60,8 +60,9 @@ def clip_seconds(params: spectrogram.SpecParams) -> float:
 
 
 def plan_clips(timing: dataset.Timing, waveform: np.ndarray, params: spectrogram.SpecParams,
-               hop_s: float) -> list[Clip]:
-  """The recording's clips that are not silent, in time order (see the module docstring)."""
+               hop_s: float, voiced_only: bool = True) -> list[Clip]:
+  """The recording's clips in time order: those that are not silent (see the module docstring),
+  or with `voiced_only=False` all of them (continuous synthesis)."""
   if timing.mri_start_s is None or timing.mri_duration_s is None:
     return []
   clip_s, rate = clip_seconds(params), params.sample_rate
@@ -76,7 +77,7 @@ def plan_clips(timing: dataset.Timing, waveform: np.ndarray, params: spectrogram
     sample = min(int(round((start - timing.audio_start_s) * rate)),
                  len(waveform) - params.window_samples)
     clips.append(Clip(float(start), float(start + clip_s), sample))
-  return _voiced(clips, waveform, params)
+  return _voiced(clips, waveform, params) if voiced_only else clips
 
 
 def _voiced(clips: list[Clip], waveform: np.ndarray, params) -> list[Clip]:

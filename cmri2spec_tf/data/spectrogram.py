@@ -127,6 +127,21 @@ def targets_from_waveform(waveform: np.ndarray, params: SpecParams = SpecParams(
   return normalize_power(mel_power(sliding_windows(waveform, params, span), params), params)
 
 
+def overlap_add(starts_s, windows: np.ndarray, params: SpecParams, total: int) -> np.ndarray:
+  """[64, total] mel timeline (frame j at sample j x hop_length) of windows [K, 64, 64] that
+  start at starts_s seconds: each placed at its nearest frame, averaged where they overlap;
+  frames no window covers are left out at the end."""
+  frames_per_s = params.sample_rate / params.hop_length
+  summed, counts = np.zeros((params.n_mels, total)), np.zeros(total)
+  for start, window in zip(starts_s, np.asarray(windows).reshape(len(windows), params.n_mels, -1)):
+    first = int(round(start * frames_per_s))
+    width = min(window.shape[1], total - first)
+    summed[:, first:first + width] += window[:, :width]
+    counts[first:first + width] += 1
+  covered = counts > 0
+  return (summed[:, covered] / counts[covered]).astype(np.float32)
+
+
 def samples_for(spectrogram: np.ndarray, params: SpecParams = SpecParams()) -> int:
   """Samples a spectrogram stands for: a [64, 64] window is window_samples; a recording's
   [64, N] is (N - 1) x hop_length (frame j at sample j x hop)."""

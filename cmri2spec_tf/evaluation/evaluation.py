@@ -34,7 +34,7 @@ import os
 
 import numpy as np
 
-from cmri2spec_tf.evaluation import baselines
+from cmri2spec_tf.evaluation import baselines, utterances
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.speech import speech_metrics, vocoders
 from cmri2spec_tf.data import clips
@@ -188,6 +188,11 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
     for name, rows in per_method.items():
       for row, audio_row in zip(rows, speech[name]):
         row.update({k: v for k, v in audio_row.items() if k not in row})
+  if config.pairing == "time":
+    utterance_rows, _ = utterances.evaluate(
+        utterances.heldout_records(data_dir or config.data_dir, set(heldout.subject_ids)),
+        translator.predict_on_batch, train, params, config.clip_hop_s, vocoder_list,
+        config.model)
   report = {
       "model_dir": os.path.abspath(model_dir), "model": config.model, "fold": config.fold,
       "split": config.split, "seed": config.seed, "weights_choice": weights,
@@ -202,6 +207,10 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   }
   if windows:
     report["ceiling"] = _scored(speech[CEILING])
+  if config.pairing == "time":
+    report["utterances"] = {"hop_s": config.clip_hop_s,
+                            "methods": {name: _scored(rows) for name, rows in
+                                        utterance_rows.items()}}
   csv_methods = per_method | per_reference | ({CEILING: speech[CEILING]} if windows else {})
   runs.write_evaluation(model_dir, report, to_csv(csv_methods), heldout.subject_ids, predictions)
   from cmri2spec_tf.evaluation import latents
@@ -241,7 +250,30 @@ def format_report(report: dict) -> str:
     lines.append(f"{row['subject_id']:<12}{row['word']:<10}{row['l1']:>9.4f}{row['mse']:>9.4f}"
                  f"{row['l1_db']:>8.2f}")
   lines += ["", *format_speech(report)] if report.get("ceiling") else []
+  lines += ["", *format_utterances(report)] if report.get("utterances") else []
   return "\n".join(lines)
+
+
+def format_utterances(report: dict) -> list[str]:
+  """The whole-utterance lines (a time-aligned run): per method, L1 over the mel timeline and
+  each vocoder's speech metrics against the recording's audio."""
+  result = report["utterances"]["methods"]
+  vocoders_used = report["speech"]["vocoders"]
+  n = result[CEILING]["overall"]["n_recordings"] if CEILING in result else 0
+  lines = [f"whole utterances ({n} held-out recordings synthesized continuously, clips every "
+           f"{report['utterances']['hop_s']:g} s, against their audio):",
+           f"{'method':<20}{'L1':>8}{'vocoder':>13}{'STOI':>7}{'ESTOI':>7}{'MCD':>7}"
+           f"{'MCD-DTW':>9}{'PESQ':>7}"]
+  for name, scored in result.items():
+    total = scored["overall"]
+    l1 = f"{total['l1']:>8.4f}" if "l1" in total else f"{'-':>8}"
+    label = f"{CEILING} (ceiling)" if name == CEILING else name
+    for vocoder in vocoders_used:
+      values = [total.get(f"{vocoder}_{m}") for m in speech_metrics.AUDIO_METRICS]
+      cells = "".join(f"{v:>{w}.{d}f}" if v is not None else f"{'-':>{w}}"
+                      for v, w, d in zip(values, (7, 7, 7, 9, 7), (3, 3, 2, 2, 2)))
+      lines.append(f"{label:<20}{l1}{vocoder:>13}{cells}")
+  return lines
 
 
 def format_speech(report: dict) -> list[str]:

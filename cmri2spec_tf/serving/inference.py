@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db
+from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db, overlap_add
 
 BATCH_SIZE = 8
 
@@ -115,16 +115,8 @@ class Translator:
       starts.append(duration - clip_s)
     windows = self.predict(np.stack([sources.read_mri(entry, rate, (t, t + clip_s)).frames
                                      for t in starts]))
-    frames_per_s = params.sample_rate / params.hop_length
-    total = int(round(duration * frames_per_s)) + 1
-    summed, counts = np.zeros((params.n_mels, total)), np.zeros(total)
-    for start, window in zip(starts, windows.reshape(len(starts), params.n_mels, -1)):
-      first = int(round(start * frames_per_s))
-      width = min(window.shape[1], total - first)
-      summed[:, first:first + width] += window[:, :width]
-      counts[first:first + width] += 1
-    covered = counts > 0
-    return (summed[:, covered] / counts[covered]).astype(np.float32)
+    total = int(round(duration * params.sample_rate / params.hop_length)) + 1
+    return overlap_add(starts, windows, params, total)
 
 
 def load(path: str, weights: str = "best", vocoder: str | None = None) -> Translator:

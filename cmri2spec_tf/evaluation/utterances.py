@@ -1,0 +1,111 @@
+"""Whole-utterance evaluation of a time-aligned run (`--pairing=time`, data/clips.py).
+
+Each held-out recording is synthesized continuously, as `predict` does for a video: clips of one
+window every hop_s over the span both clocks cover (silent ones included: the timeline has no
+gaps), each translated into one window, the windows overlap-added on the mel timeline
+(spectrogram.overlap_add). It is scored on its whole length against the recording's own audio
+over the same span: L1 and MSE over the mel timeline, and STOI, ESTOI, MCD, MCD-DTW and PESQ of
+the waveform of the timeline (Griffin-Lim, and the run's --vocoder) against the audio. The
+truth's own timeline through each vocoder is the ceiling.
+
+Baselines, given the same input: the mean training clip (its window overlap-added everywhere),
+and the nearest-neighbour clip per position (for each clip, the target of the training clip
+whose 26 frames are closest). Clips are read, translated and looked up a chunk at a time, so a
+long recording is never decoded whole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cmri2spec_tf.data import audio as audio_lib
+from cmri2spec_tf.data import clips as clips_lib
+from cmri2spec_tf.data import manifest as manifest_lib
+from cmri2spec_tf.data import spectrogram
+from cmri2spec_tf.data.dataset import ArrayDataset
+from cmri2spec_tf.speech import speech_metrics
+
+CHUNK = 16  # clips read and translated at once
+CEILING = "truth"
+
+
+def heldout_records(data_dir: str, heldout_subjects) -> list[manifest_lib.Record]:
+  """The manifest rows (whole recordings) of the held-out subjects."""
+  wanted = set(heldout_subjects)
+  records, _ = manifest_lib.read_manifest(data_dir)
+  return [r for r in records if r.subject_id in wanted]
+
+
+def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset,
+               params: spectrogram.SpecParams, hop_s: float, model: str = "cmri2spec") -> dict:
+  """{"truth", `model` and the baselines: [64, N] timelines, "audio": the recording's samples of that
+  span, "start_s": the span's start on the recording's clock}. `translate`: [B, 26, 128, 128, 1]
+  -> [B, 64, 64(, 1)]."""
+  sound = audio_lib.read_audio(record.audio)
+  timing = clips_lib.recording_timing(record, sound)
+  hop_s = min(hop_s, clips_lib.clip_seconds(params))  # clips that leave no gap on the timeline
+  planned = clips_lib.plan_clips(timing, sound.waveform, params, hop_s, voiced_only=False)
+  if not planned:
+    return {}
+  first, end = planned[0].first_sample, planned[-1].first_sample + params.window_samples
+  audio = sound.waveform[first:end]
+  truth = spectrogram.normalize_power(spectrogram.mel_power(audio, params), params)
+  starts = [(c.first_sample - first) / params.sample_rate for c in planned]
+  windows = {model: [], "nearest_neighbour": []}
+  train_mri = train.mri.reshape(len(train), -1).astype(np.float32)
+  norms = np.einsum("ij,ij->i", train_mri, train_mri)
+  for i in range(0, len(planned), CHUNK):
+    frames = np.stack([clips_lib.read_clip(record, c, sound.waveform, params)[0]
+                       for c in planned[i:i + CHUNK]])
+    predicted = np.asarray(translate(frames[..., None]), np.float32)
+    windows[model].append(predicted.reshape(len(frames), params.n_mels, -1))
+    flat = frames.reshape(len(frames), -1)
+    picks = np.argmin(norms[None] - 2 * flat @ train_mri.T, axis=1)
+    windows["nearest_neighbour"].append(train.spectrograms[picks, 0].astype(np.float32))
+  mean = train.spectrograms.astype(np.float32).mean(axis=(0, 1))
+  windows["mean"] = [np.broadcast_to(mean, (len(planned),) + mean.shape)]
+  timelines = {name: spectrogram.overlap_add(starts, np.concatenate(parts), params,
+                                             truth.shape[-1])
+               for name, parts in windows.items()}
+  covered = min(t.shape[-1] for t in timelines.values())  # the last window's end
+  timelines = {name: t[:, :covered] for name, t in {CEILING: truth, **timelines}.items()}
+  return {**timelines, "audio": audio, "start_s": planned[0].start_s}
+
+
+def score(synthesized: dict, record: manifest_lib.Record, vocoder_list,
+          params: spectrogram.SpecParams) -> dict[str, dict]:
+  """{method or CEILING: one row of scores for this recording} (CEILING: speech metrics only)."""
+  base = {"recording_id": record.recording_id, "subject_id": record.subject_id,
+          "word": clips_lib.stimulus_of(record)}
+  truth, audio = synthesized[CEILING], synthesized["audio"]
+  rows = {}
+  for name, timeline in synthesized.items():
+    if name in ("audio", "start_s"):
+      continue
+    row = dict(base)
+    if name != CEILING:
+      error = truth - timeline
+      row |= {"l1": float(np.abs(error).mean()), "mse": float(np.square(error).mean())}
+    for vocoder in vocoder_list:
+      sound = vocoder(timeline)
+      for metric, value in speech_metrics.audio_scores(audio, sound, params.sample_rate).items():
+        row[f"{vocoder.name}_{metric}"] = value
+    rows[name] = row
+  return rows
+
+
+def evaluate(records, translate, train: ArrayDataset, params: spectrogram.SpecParams,
+             hop_s: float, vocoder_list, model: str = "cmri2spec"
+             ) -> tuple[dict[str, list[dict]], dict[str, np.ndarray]]:
+  """({method or CEILING: recording rows}, {recording_id: the model's timeline}) of every
+  held-out recording."""
+  rows: dict[str, list[dict]] = {}
+  timelines = {}
+  for record in records:
+    synthesized = synthesize(record, translate, train, params, hop_s, model)
+    if not synthesized:
+      continue
+    for name, row in score(synthesized, record, vocoder_list, params).items():
+      rows.setdefault(name, []).append(row)
+    timelines[record.recording_id] = synthesized[model]
+  return rows, timelines
