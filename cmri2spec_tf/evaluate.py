@@ -2,7 +2,7 @@
 evaluation/evaluation.py's.
 
   python -m cmri2spec_tf.evaluate --model_dir=runs/demo [--data_dir=D] [--weights=last|best]
-      [--vocoder=runs/vocoder] [--audio_windows=3]
+      [--vocoder=runs/vocoder] [--audio_windows=3] [--utterances=recordings.csv]
 
 Prints overall L1 / MSE / L1 in dB for the model and the mean-spectrogram and nearest-neighbour
 baselines, then per-subject rows, then the speech metrics (STOI, ESTOI, MCD, MCD-DTW, PESQ) of
@@ -10,7 +10,10 @@ each method's sound through Griffin-Lim and the --vocoder, beside the ceiling (t
 spectrogram through the same vocoder); writes the run's evaluation report, per-subject CSV,
 predictions and listening report (evaluation.json, evaluation.csv, predictions.npz,
 report.html) and, for the paper's model, latent.png (its latent space: `probe` says more).
-The data folder, fold and split default to those the run was trained with.
+The data folder, fold and split default to those the run was trained with. A time-aligned run
+(--pairing=time) is also scored on its held-out subjects' whole recordings, synthesized
+continuously (evaluation/utterances.py); --utterances=MANIFEST does the same for any run, from
+a manifest of whole recordings (a word-segment run: the recordings its words were cut from).
 """
 
 from absl import flags
@@ -31,6 +34,10 @@ def define_flags():
                       "score beside Griffin-Lim.")
   flags.DEFINE_integer("audio_windows", 3, "Windows per held-out recording scored with the "
                        "speech metrics (0: none).", lower_bound=0)
+  flags.DEFINE_string("utterances", None, "A manifest of whole recordings (e.g. index's or the "
+                      "rtMRI phantom's recordings.csv): also score the held-out subjects' "
+                      "recordings synthesized continuously (default: a time-aligned run's own "
+                      "data).")
 
 
 def main(argv):
@@ -42,7 +49,8 @@ def main(argv):
   try:
     report = evaluation.evaluate_run(FLAGS.model_dir, FLAGS.data_dir, FLAGS.cache_dir,
                                      FLAGS.weights, vocoder=FLAGS.vocoder,
-                                     audio_windows=FLAGS.audio_windows)
+                                     audio_windows=FLAGS.audio_windows,
+                                     utterances=FLAGS.utterances)
   except DatasetProblems as e:
     cli.fail(f"cannot evaluate on this dataset:\n{e}")
   except DataError as e:  # an audio file that cannot be read again

@@ -142,11 +142,18 @@ def test_the_rtmri_phantom_end_to_end(tmp_path):
                 f"--cache_dir={tmp_path}/cache", "--split=2", "--epochs=1", "--batch_size=2",
                 "--pairs_per_epoch=8", "--val_window_stride=20", "--n_images=1", "--verbose=2")
   assert "data: 12/12 recordings (0 decoded, 12 from cache)" in trained.stderr
-  run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run", "--audio_windows=1")
+  run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run", "--audio_windows=1",
+      f"--utterances={data}/recordings.csv")
   report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
   recordings = report["methods"]["cmri2spec"]["recordings"]
   assert len(recordings) == 6 and "@" in recordings[0]["recording_id"]  # 2 subjects x 3 words
   assert all(0 < r["l1"] < 0.5 for r in recordings)
+  # the same run scored on the held-out subjects' whole recordings, synthesized continuously
+  whole = report["utterances"]["methods"]
+  assert [r["subject_id"] for r in whole["cmri2spec"]["recordings"]] == \
+      sorted(report["heldout_subjects"])
+  assert 0 < whole["cmri2spec"]["overall"]["l1"] < 0.5
+  assert whole["truth"]["overall"]["griffin_lim_stoi"] > 0.7
   # the factors file lies beside recordings.csv, words.csv is in the same folder: probes run
   probed = run("cmri2spec_tf.probe", f"--model_dir={tmp_path}/run")
   assert "probes (held-out" in probed.stdout

@@ -34,7 +34,8 @@ import os
 
 import numpy as np
 
-from cmri2spec_tf.evaluation import baselines, utterances
+from cmri2spec_tf.evaluation import baselines
+from cmri2spec_tf.evaluation import utterances as utterances_lib
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.speech import speech_metrics, vocoders
 from cmri2spec_tf.data import clips
@@ -153,7 +154,8 @@ def _fmt(value):
 # ------------------------------------------------------------------ a trained run
 def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None = None,
                  weights: str = "last", verbose: bool = True, vocoder: str | None = None,
-                 audio_windows: int = AUDIO_WINDOWS, report_html: bool = True) -> dict:
+                 audio_windows: int = AUDIO_WINDOWS, report_html: bool = True,
+                 utterances: str | None = None) -> dict:
   """Scores a run's model and the baselines on its fold.
 
   `weights`: "last" (the final epoch: nothing was chosen by looking at the held-out subjects,
@@ -161,7 +163,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   optimistic, as that choice was made on the very subjects it is scored on).
   `vocoder`: a vocoder folder (speech/vocoders.py) scored beside Griffin-Lim; `audio_windows`:
   windows per recording for the speech metrics (0: none). `report_html`: also write the listening
-  report (listening.py).
+  report (listening.py). `utterances`: a manifest of whole recordings whose held-out subjects'
+  recordings are also scored whole (utterances.py); a time-aligned run's own data by default.
 
   Writes the run's evaluation report, per-subject rows and predictions (one spectrogram per
   held-out recording and method; runs.write_evaluation). Returns the report.
@@ -188,11 +191,11 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
     for name, rows in per_method.items():
       for row, audio_row in zip(rows, speech[name]):
         row.update({k: v for k, v in audio_row.items() if k not in row})
-  if config.pairing == "time":
-    utterance_rows, _ = utterances.evaluate(
-        utterances.heldout_records(data_dir or config.data_dir, set(heldout.subject_ids)),
-        translator.predict_on_batch, train, params, config.clip_hop_s, vocoder_list,
-        config.model)
+  whole = utterances or (data_dir or config.data_dir if config.pairing == "time" else None)
+  if whole:
+    utterance_rows = utterances_lib.evaluate_heldout(
+        whole, translator.predict_on_batch, set(train.subject_ids), set(heldout.subject_ids),
+        params, config.clip_hop_s, cache_dir or config.cache_dir, vocoder_list, config.model)
   report = {
       "model_dir": os.path.abspath(model_dir), "model": config.model, "fold": config.fold,
       "split": config.split, "seed": config.seed, "weights_choice": weights,
@@ -207,8 +210,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   }
   if windows:
     report["ceiling"] = _scored(speech[CEILING])
-  if config.pairing == "time":
-    report["utterances"] = {"hop_s": config.clip_hop_s,
+  if whole:
+    report["utterances"] = {"hop_s": config.clip_hop_s, "manifest": os.path.abspath(whole),
                             "methods": {name: _scored(rows) for name, rows in
                                         utterance_rows.items()}}
   csv_methods = per_method | per_reference | ({CEILING: speech[CEILING]} if windows else {})

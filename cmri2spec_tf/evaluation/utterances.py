@@ -23,6 +23,7 @@ from cmri2spec_tf.data import clips as clips_lib
 from cmri2spec_tf.data import manifest as manifest_lib
 from cmri2spec_tf.data import spectrogram
 from cmri2spec_tf.data.dataset import ArrayDataset
+from cmri2spec_tf.data.problems import DatasetProblems, Problem
 from cmri2spec_tf.speech import speech_metrics
 
 CHUNK = 16  # clips read and translated at once
@@ -109,3 +110,22 @@ def evaluate(records, translate, train: ArrayDataset, params: spectrogram.SpecPa
       rows.setdefault(name, []).append(row)
     timelines[record.recording_id] = synthesized[model]
   return rows, timelines
+
+
+def evaluate_heldout(manifest: str, translate, train_subjects, heldout_subjects,
+                     params: spectrogram.SpecParams, hop_s: float, cache_dir: str | None,
+                     vocoder_list, model: str = "cmri2spec") -> dict[str, list[dict]]:
+  """{method or CEILING: recording rows} of the held-out subjects' whole recordings in
+  `manifest`; the baselines look up the training subjects' clips of the same manifest (the same
+  for a word-segment run and a time-aligned one, so both are scored alike)."""
+  pool = clips_lib.load_clips(manifest, params, hop_s, cache_dir, verbose=False)
+  train = pool.subset(train_subjects)
+  if not len(train):
+    raise DatasetProblems([Problem(manifest, "none of the run's training subjects has a "
+                                   "recording here: the baselines have nothing to look up")])
+  rows, _ = evaluate(heldout_records(manifest, heldout_subjects), translate, train, params,
+                     hop_s, vocoder_list, model)
+  if not rows:
+    raise DatasetProblems([Problem(manifest, "no recording of the held-out subjects "
+                                   f"({', '.join(sorted(heldout_subjects))}) to synthesize")])
+  return rows
