@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "tests", "scripts")
@@ -38,18 +40,24 @@ _launcher: subprocess.Popen | None = None
 
 
 def run(args, *, cwd=REPO, timeout=None, env=None, capture_output=True, text=True,
-        **others) -> subprocess.CompletedProcess:
+        file_size_limit: int | None = None, **others) -> subprocess.CompletedProcess:
   """subprocess.run(args, cwd=..., capture_output=True, text=True, timeout=...), forked from the
-  launcher where it can be (see the module's docstring)."""
+  launcher where it can be (see the module's docstring). `file_size_limit`: the process's
+  RLIMIT_FSIZE in bytes (writes past it fail with EFBIG; Python ignores SIGXFSZ)."""
   target = _target(args)
+  others = {k: v for k, v in others.items() if v is not None}
   if target is None or env is not None or others or not capture_output or not text:
+    if file_size_limit is not None:
+      others["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                                        (file_size_limit, file_size_limit))
     return subprocess.run(args, cwd=cwd, timeout=timeout, env=env, capture_output=capture_output,
                           text=text, **others)
   launcher = _started()
   with tempfile.TemporaryDirectory() as folder:
-    out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
+    streams = [_Drain(os.path.join(folder, name)) for name in ("stdout", "stderr")]
     request = {**target, "argv": [str(a) for a in args[target["skip"]:]], "cwd": str(cwd),
-               "env": dict(os.environ), "stdout": out, "stderr": err}
+               "file_size_limit": file_size_limit, "env": dict(os.environ),
+               "stdout": streams[0].path, "stderr": streams[1].path}
     launcher.stdin.write(json.dumps(request) + "\n")
     launcher.stdin.flush()
     pid = json.loads(_line(launcher, None))["pid"]
@@ -59,8 +67,32 @@ def run(args, *, cwd=REPO, timeout=None, env=None, capture_output=True, text=Tru
       os.kill(pid, signal.SIGKILL)
       _line(launcher, None)
       raise subprocess.TimeoutExpired(args, timeout) from None
-    with open(out, errors="replace") as o, open(err, errors="replace") as e:
-      return subprocess.CompletedProcess(list(args), status, o.read(), e.read())
+    finally:
+      out, err = (stream.text() for stream in streams)
+    return subprocess.CompletedProcess(list(args), status, out, err)
+
+
+class _Drain:
+  """A named pipe the child writes one of its streams into (a pipe, as subprocess gives: no file
+  size limit applies to it), read by a thread until the child closes it."""
+
+  def __init__(self, path: str):
+    self.path, self.chunks = path, []
+    os.mkfifo(path)
+    self.thread = threading.Thread(target=self._read, daemon=True)
+    self.thread.start()
+
+  def _read(self):
+    with open(self.path, "rb") as fifo:  # waits for the child to open it
+      for chunk in iter(lambda: fifo.read1(1 << 16), b""):
+        self.chunks.append(chunk)
+
+  def text(self) -> str:
+    self.thread.join(timeout=5)
+    if self.thread.is_alive():  # the child ended before it opened the pipe: end the read
+      os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+      self.thread.join()
+    return b"".join(self.chunks).decode(errors="replace")
 
 
 def stop() -> None:
@@ -142,13 +174,16 @@ def _child(request: dict) -> None:
 
   code = 0
   try:
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
     for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-      target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+      target = os.open(path, os.O_WRONLY)  # the client's named pipe (_Drain)
       os.dup2(target, fd)
       os.close(target)
+    os.chdir(request["cwd"])
+    if request.get("file_size_limit") is not None:
+      limit = request["file_size_limit"]
+      resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    os.environ.clear()
+    os.environ.update(request["env"])
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False, buffering=1)
     if "script" in request:  # as `python SCRIPT`: its folder first on the path

@@ -5,7 +5,6 @@ test asserts what is on disk afterwards (file lists and hashes), not only exit c
 import hashlib
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -47,14 +46,7 @@ def _train(config, model_dir, *extra, limit_bytes=None, timeout=600):
              f"--data_dir={config['data_dir']}", f"--cache_dir={config['cache_dir']}",
              f"--model_dir={model_dir}", *extra]
   return launcher.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                      preexec_fn=_size_limit(limit_bytes))
-
-
-def _size_limit(limit_bytes):
-  """A child's RLIMIT_FSIZE: writes past it fail with EFBIG (Python ignores SIGXFSZ)."""
-  if limit_bytes is None:
-    return None
-  return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+                      file_size_limit=limit_bytes)
 
 
 def _error_line(result) -> str:
@@ -261,7 +253,7 @@ def test_a_full_disk_during_a_cache_entry_export_or_evaluation(smoke_run, tmp_pa
   # an export: nothing of the version folder is left
   result = launcher.run([sys.executable, "-m", "cmri2spec_tf.export", f"--model_dir={copy}",
                          f"--export_dir={tmp_path}/serving/1"], cwd=REPO, capture_output=True,
-                        text=True, timeout=300, preexec_fn=_size_limit(1_000_000))
+                        text=True, timeout=300, file_size_limit=1_000_000)
   assert result.returncode == 1, result.stderr[-3000:]
   line = _error_line(result)
   assert f"{tmp_path}/serving/1: could not write it" in line and "EFBIG" in line
@@ -270,7 +262,7 @@ def test_a_full_disk_during_a_cache_entry_export_or_evaluation(smoke_run, tmp_pa
   before = _files(copy)
   result = launcher.run([sys.executable, "-m", "cmri2spec_tf.evaluate", f"--model_dir={copy}",
                          "--audio_windows=0"], cwd=REPO, capture_output=True, text=True,
-                        timeout=300, preexec_fn=_size_limit(2_000))
+                        timeout=300, file_size_limit=2_000)
   assert result.returncode == 1, result.stderr[-3000:]
   assert "could not write it" in result.stderr and "EFBIG" in result.stderr
   assert _files(copy) == before
