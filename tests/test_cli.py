@@ -4,6 +4,7 @@ import leaving the process alone."""
 
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -82,8 +83,11 @@ def test_batch_not_divisible_by_the_replicas_is_one_line(tmp_path, phantom_dir):
 
 
 def test_train_prints_the_device_report_first(tmp_path):
-  result = _run("-m", "cmri2spec_tf.train", f"--data_dir={tmp_path}/none",
-                f"--model_dir={tmp_path}/run", "--precision=mixed_bfloat16")
+  """In a fresh interpreter, as a user runs it (the launcher's children find TensorFlow loaded,
+  so its loading lines could not show there)."""
+  result = subprocess.run([PYTHON, "-m", "cmri2spec_tf.train", f"--data_dir={tmp_path}/none",
+                           f"--model_dir={tmp_path}/run", "--precision=mixed_bfloat16"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
   first = result.stdout.splitlines()[0]
   assert first.startswith("devices: ") and first.endswith("; precision: mixed_bfloat16"), first
   if not os.path.exists("/proc/driver/nvidia/version"):
