@@ -29,13 +29,14 @@ demo: $(STAMP)
 	$(BIN)/python -m cmri2spec_tf.check_data --data_dir=$(DEMO_DATA)
 	$(BIN)/python -m cmri2spec_tf.train --flagfile=configs/demo.cfg --data_dir=$(DEMO_DATA)
 
-# The real-time MRI path: phantom videos -> word segments -> check -> train -> evaluate.
+# The real-time MRI path: phantom videos -> check -> time-aligned training -> evaluate (whole
+# utterances too).
 RTMRI_DATA ?= data/rtmri
 demo-rtmri: $(STAMP)
 	test -f $(RTMRI_DATA)/recordings.csv || $(BIN)/python -m cmri2spec_tf.phantom --rtmri --out_dir=$(RTMRI_DATA) --ageese=12 --asouk=12
-	$(BIN)/python -m cmri2spec_tf.segment --manifest=$(RTMRI_DATA)/recordings.csv --alignments=$(RTMRI_DATA)/alignments --out=$(RTMRI_DATA)/words.csv
-	$(BIN)/python -m cmri2spec_tf.check_data --data_dir=$(RTMRI_DATA)/words.csv
-	$(BIN)/python -m cmri2spec_tf.train --flagfile=configs/rtmri_demo.cfg --data_dir=$(RTMRI_DATA)/words.csv
+	$(BIN)/python -m cmri2spec_tf.check_data --data_dir=$(RTMRI_DATA)/recordings.csv
+	@echo "demo-rtmri: time-aligned clips of the whole recordings (--pairing=time), the protocol that won on this phantom (docs/results.md)"
+	$(BIN)/python -m cmri2spec_tf.train --flagfile=configs/rtmri_demo.cfg --data_dir=$(RTMRI_DATA)/recordings.csv
 	$(BIN)/python -m cmri2spec_tf.evaluate --model_dir=runs/rtmri_demo
 
 test: $(STAMP)
