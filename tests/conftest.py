@@ -114,6 +114,16 @@ def evaluated_smoke_run(smoke_run, smoke_vocoder, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def rtmri_phantom(tmp_path_factory):
+  """(folder, CompletedProcess): `phantom --rtmri` with 2 + 2 subjects (videos with sound,
+  TextGrids, recordings.csv). Read-only for tests: copy to modify."""
+  command = lambda out: [sys.executable, "-m", "cmri2spec_tf.phantom", "--rtmri",
+                         f"--out_dir={out}/rtmri", "--ageese=2", "--asouk=2", "--workers=1"]
+  folder = shared(tmp_path_factory, "rtmri", lambda out: _command_into(out, command(out)))
+  return folder / "rtmri", _completed(folder)
+
+
+@pytest.fixture(scope="session")
 def smoke_data(smoke_run):
   """Flags that point a smoke command at the shared smoke run's phantom and its filled cache
   (read-only for tests): training tests need not write and decode the phantom again."""

@@ -134,20 +134,18 @@ def test_window_audio_of_clips_is_their_own_sound(tmp_path):
   np.testing.assert_allclose(sound[0, 0], wave[first:first + 21000], atol=1e-6)
 
 
-def test_time_aligned_training_and_evaluation_on_the_rtmri_phantom(tmp_path):
+def test_time_aligned_training_and_evaluation_on_the_rtmri_phantom(tmp_path, rtmri_phantom):
   """train --pairing=time on the real-time phantom's whole recordings (recordings.csv: no
   TextGrid read) and evaluate it: clips cut, cached, trained on and scored."""
   import json
   import shutil
   import sys
 
-  from cmri2spec_tf.synthetic import phantom_rtmri
   from tests import launcher
   from tests.conftest import REPO
 
-  data = tmp_path / "rtmri"
-  phantom_rtmri.generate(str(data), 2, 2, seed=0)
-  shutil.rmtree(data / "alignments")  # nothing of the word alignments is needed
+  data = tmp_path / "rtmri"  # the phantom without its TextGrids: no word alignment is needed
+  shutil.copytree(rtmri_phantom[0], data, ignore=shutil.ignore_patterns("alignments"))
 
   def run(*args):
     result = launcher.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True,
@@ -166,7 +164,7 @@ def test_time_aligned_training_and_evaluation_on_the_rtmri_phantom(tmp_path):
   assert " clips), held out " in trained.stdout
   config = json.loads((tmp_path / "run" / "config.json").read_text())
   assert config["pairing"] == "time" and config["clip_hop_s"] == 0.5
-  evaluated = run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run", "--audio_windows=1")
+  evaluated = run("cmri2spec_tf.evaluate", f"--model_dir={tmp_path}/run", "--audio_windows=0")
   report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
   clips_scored = report["methods"]["cmri2spec"]["recordings"]
   assert all(r["subject_id"] in report["heldout_subjects"] for r in clips_scored)
@@ -182,6 +180,9 @@ def test_time_aligned_training_and_evaluation_on_the_rtmri_phantom(tmp_path):
     total = whole[name]["overall"]
     assert 0 < total["l1"] < 0.5 and -1 <= total["griffin_lim_stoi"] <= 1
   assert "whole utterances (2 held-out recordings" in evaluated.stdout
+  page = (tmp_path / "run" / "report.html").read_text()
+  assert page.count("<h3>Whole utterance (") == 2  # one per held-out subject, with its players
+  assert page.count('<audio controls') == 2 * (2 + 3)  # a window's, a whole utterance's
 
 
 def test_overlap_add_puts_each_window_on_the_recordings_mel_timeline():

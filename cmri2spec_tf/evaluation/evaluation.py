@@ -192,8 +192,9 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
       for row, audio_row in zip(rows, speech[name]):
         row.update({k: v for k, v in audio_row.items() if k not in row})
   whole = utterances or (data_dir or config.data_dir if config.pairing == "time" else None)
+  utterance_examples = None
   if whole:
-    utterance_rows = utterances_lib.evaluate_heldout(
+    utterance_rows, utterance_examples = utterances_lib.evaluate_heldout(
         whole, translator.predict_on_batch, set(train.subject_ids), set(heldout.subject_ids),
         params, config.clip_hop_s, cache_dir or config.cache_dir, vocoder_list, config.model)
   report = {
@@ -224,7 +225,7 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
     from cmri2spec_tf.evaluation import listening
 
     listening.write_report(model_dir, report, heldout, predictions, vocoder_list, windows,
-                           references)
+                           references, utterance_examples)
   return report
 
 

@@ -6,7 +6,8 @@ metrics per vocoder, with the ceiling each vocoder allows), then per held-out su
 recording: a strip of MRI frames, the true spectrogram of the middle scored window beside the
 model's prediction and their error, and players for the recording's own audio of that window,
 the truth through each vocoder and the prediction through each vocoder, with the subject's row
-of scores.
+of scores. Where whole utterances were scored (a time-aligned run, `evaluate --utterances`),
+also the subject's first whole recording: its mel timelines and players (the first 30 s).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from cmri2spec_tf.training import runs
 from cmri2spec_tf.data.audio import wav_bytes
 
 STRIP_FRAMES = 8
+UTTERANCE_SECONDS = 30.0  # of a whole recording, played in the report
 METRIC_LABELS = {"stoi": "STOI", "estoi": "ESTOI", "mcd": "MCD dB", "mcd_dtw": "MCD-DTW dB",
                  "pesq": "PESQ"}
 STYLE = """body{font-family:sans-serif;margin:1.5em;max-width:70em}
@@ -36,11 +38,14 @@ align-items:center}"""
 
 
 def write_report(model_dir: str, report: dict, heldout, predictions: dict[str, np.ndarray],
-                 vocoder_list, windows: list[int], references: np.ndarray | None) -> str:
-  """Writes model_dir/report.html atomically; returns its path."""
+                 vocoder_list, windows: list[int], references: np.ndarray | None,
+                 utterances: dict[str, dict] | None = None) -> str:
+  """Writes model_dir/report.html atomically; returns its path. `utterances`: per held-out
+  subject its first whole recording synthesized continuously (evaluation/utterances.py)."""
   model = report["model"]
   sections = [_subject_section(report, heldout, r, predictions[model], vocoder_list, windows,
                                references, model_dir)
+              + _utterance_section((utterances or {}).get(heldout.subject_ids[r]), heldout.params)
               for r in _first_recordings(heldout)]
   page = "\n".join([
       "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -105,6 +110,29 @@ def _subject_section(report, heldout, r, predicted, vocoder_list, windows, refer
       _table(["metric", "value"], [[k, v] for k, v in row.items()
                                    if k not in ("subject_id", "word")]),
       "</section>"])
+
+
+def _utterance_section(example: dict | None, params) -> str:
+  """The subject's first whole recording: its mel timelines (truth, prediction) and players for
+  its audio and both timelines through each vocoder (the first UTTERANCE_SECONDS of each)."""
+  if example is None:
+    return ""
+  truth, prediction = example["truth"], example["prediction"]
+  seconds = truth.shape[1] * params.hop_length / params.sample_rate
+  image = plots.spectrogram_row_png({"truth": truth, "prediction": prediction}, params,
+                                    title=f"{example['recording_id']}: whole utterance",
+                                    seconds=seconds)
+  sounds = [("recording", example["audio"])] + [
+      (f"{'truth' if name == 'truth' else 'prediction'} through {vocoder}", sound)
+      for (name, vocoder), sound in example["sounds"].items()]
+  limit = int(UTTERANCE_SECONDS * params.sample_rate)
+  players = "".join(f"<span>{html.escape(label)}</span>"
+                    f'<audio controls preload="auto" src="{_data_uri(wav_bytes(sound[:limit], params.sample_rate), "audio/wav")}"></audio>'
+                    for label, sound in sounds)
+  return "\n".join([
+      f"<h3>Whole utterance ({seconds:.1f} s, synthesized continuously)</h3>",
+      f'<img alt="whole utterance of {html.escape(example["recording_id"])}" src="{_data_uri(image, "image/png")}">',
+      f'<div class="players">{players}</div>'])
 
 
 def _attribution_strip(model_dir: str, subject: str) -> str:

@@ -74,12 +74,13 @@ def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset,
 
 
 def score(synthesized: dict, record: manifest_lib.Record, vocoder_list,
-          params: spectrogram.SpecParams) -> dict[str, dict]:
-  """{method or CEILING: one row of scores for this recording} (CEILING: speech metrics only)."""
+          params: spectrogram.SpecParams) -> tuple[dict[str, dict], dict[tuple, np.ndarray]]:
+  """({method or CEILING: one row of scores for this recording} (CEILING: speech metrics only),
+  {(method or CEILING, vocoder name): the waveform scored})."""
   base = {"recording_id": record.recording_id, "subject_id": record.subject_id,
           "word": clips_lib.stimulus_of(record)}
   truth, audio = synthesized[CEILING], synthesized["audio"]
-  rows = {}
+  rows, sounds = {}, {}
   for name, timeline in synthesized.items():
     if name in ("audio", "start_s"):
       continue
@@ -88,44 +89,48 @@ def score(synthesized: dict, record: manifest_lib.Record, vocoder_list,
       error = truth - timeline
       row |= {"l1": float(np.abs(error).mean()), "mse": float(np.square(error).mean())}
     for vocoder in vocoder_list:
-      sound = vocoder(timeline)
+      sound = sounds[name, vocoder.name] = vocoder(timeline)
       for metric, value in speech_metrics.audio_scores(audio, sound, params.sample_rate).items():
         row[f"{vocoder.name}_{metric}"] = value
     rows[name] = row
-  return rows
+  return rows, sounds
 
 
 def evaluate(records, translate, train: ArrayDataset, params: spectrogram.SpecParams,
              hop_s: float, vocoder_list, model: str = "cmri2spec"
-             ) -> tuple[dict[str, list[dict]], dict[str, np.ndarray]]:
-  """({method or CEILING: recording rows}, {recording_id: the model's timeline}) of every
-  held-out recording."""
+             ) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+  """({method or CEILING: recording rows}, {subject: what the listening report plays of its
+  first recording: recording_id, audio, the truth's and the model's timelines, the sounds})."""
   rows: dict[str, list[dict]] = {}
-  timelines = {}
+  examples = {}
   for record in records:
     synthesized = synthesize(record, translate, train, params, hop_s, model)
     if not synthesized:
       continue
-    for name, row in score(synthesized, record, vocoder_list, params).items():
+    scored, sounds = score(synthesized, record, vocoder_list, params)
+    for name, row in scored.items():
       rows.setdefault(name, []).append(row)
-    timelines[record.recording_id] = synthesized[model]
-  return rows, timelines
+    if record.subject_id not in examples:
+      examples[record.subject_id] = {
+          "recording_id": record.recording_id, "audio": synthesized["audio"],
+          "truth": synthesized[CEILING], "prediction": synthesized[model],
+          "sounds": {key: sound for key, sound in sounds.items() if key[0] in (CEILING, model)}}
+  return rows, examples
 
 
 def evaluate_heldout(manifest: str, translate, train_subjects, heldout_subjects,
                      params: spectrogram.SpecParams, hop_s: float, cache_dir: str | None,
-                     vocoder_list, model: str = "cmri2spec") -> dict[str, list[dict]]:
-  """{method or CEILING: recording rows} of the held-out subjects' whole recordings in
-  `manifest`; the baselines look up the training subjects' clips of the same manifest (the same
+                     vocoder_list, model: str = "cmri2spec") -> tuple[dict, dict]:
+  """`evaluate` on the held-out subjects' whole recordings in `manifest`; the baselines look up the training subjects' clips of the same manifest (the same
   for a word-segment run and a time-aligned one, so both are scored alike)."""
   pool = clips_lib.load_clips(manifest, params, hop_s, cache_dir, verbose=False)
   train = pool.subset(train_subjects)
   if not len(train):
     raise DatasetProblems([Problem(manifest, "none of the run's training subjects has a "
                                    "recording here: the baselines have nothing to look up")])
-  rows, _ = evaluate(heldout_records(manifest, heldout_subjects), translate, train, params,
-                     hop_s, vocoder_list, model)
+  rows, examples = evaluate(heldout_records(manifest, heldout_subjects), translate, train,
+                            params, hop_s, vocoder_list, model)
   if not rows:
     raise DatasetProblems([Problem(manifest, "no recording of the held-out subjects "
                                    f"({', '.join(sorted(heldout_subjects))}) to synthesize")])
-  return rows
+  return rows, examples
