@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "tests", "scripts")
@@ -58,8 +59,7 @@ def run(args, *, cwd=REPO, timeout=None, env=None, capture_output=True, text=Tru
     request = {**target, "argv": [str(a) for a in args[target["skip"]:]], "cwd": str(cwd),
                "file_size_limit": file_size_limit, "env": dict(os.environ),
                "stdout": streams[0].path, "stderr": streams[1].path}
-    launcher.stdin.write(json.dumps(request) + "\n")
-    launcher.stdin.flush()
+    _send(launcher, request)
     pid = json.loads(_line(launcher, None))["pid"]
     try:
       status = json.loads(_line(launcher, timeout))["status"]
@@ -95,6 +95,48 @@ class _Drain:
     return b"".join(self.chunks).decode(errors="replace")
 
 
+class Started:
+  """A command forked from the launcher and left running: the subprocess.Popen calls the tests
+  use to stop one at a moment of their choosing (poll, send_signal, wait, communicate). One at
+  a time: the launcher takes the next request once this one has ended."""
+
+  def __init__(self, args, cwd=REPO):
+    target = _target(args)
+    assert target is not None, args
+    self.args, self.returncode = list(args), None
+    self._launcher = _started()
+    self._folder = tempfile.TemporaryDirectory()
+    self._streams = [_Drain(os.path.join(self._folder.name, n)) for n in ("stdout", "stderr")]
+    _send(self._launcher, {**target, "argv": [str(a) for a in args[target["skip"]:]],
+                           "cwd": str(cwd), "file_size_limit": None, "env": dict(os.environ),
+                           "stdout": self._streams[0].path, "stderr": self._streams[1].path})
+    self.pid = json.loads(_line(self._launcher, None))["pid"]
+
+  def poll(self):
+    if self.returncode is None and _has_line(self._launcher):
+      self.wait()
+    return self.returncode
+
+  def send_signal(self, sig) -> None:
+    if self.returncode is None:
+      os.kill(self.pid, sig)
+
+  def wait(self, timeout=None):
+    if self.returncode is None:
+      self.returncode = json.loads(_line(self._launcher, timeout))["status"]
+    return self.returncode
+
+  def communicate(self, timeout=None) -> tuple[str, str]:
+    """(stdout, stderr) once it has ended; TimeoutExpired (it goes on) after timeout seconds."""
+    try:
+      self.wait(timeout)
+    except subprocess.TimeoutExpired:
+      raise subprocess.TimeoutExpired(self.args, timeout) from None
+    out, err = (stream.text() for stream in self._streams)
+    self._folder.cleanup()
+    return out, err
+
+
 def stop() -> None:
   """Ends the launcher (pytest's session end)."""
   global _launcher
@@ -118,23 +160,51 @@ def _target(args) -> dict | None:
 
 
 def _started() -> subprocess.Popen:
-  global _launcher
+  global _launcher, _pending
   if _launcher is None or _launcher.poll() is not None:
     _launcher = subprocess.Popen([sys.executable, os.path.abspath(__file__)], cwd=REPO,
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    _pending = b""
     assert json.loads(_line(_launcher, 300)) == {"ready": True}
   return _launcher
 
 
+_pending = b""  # what was read from the launcher past the last full line
+
+
+def _send(launcher: subprocess.Popen, request: dict) -> None:
+  data = (json.dumps(request) + "\n").encode()
+  while data:
+    data = data[launcher.stdin.write(data):]
+
+
 def _line(launcher: subprocess.Popen, timeout) -> str:
-  """The launcher's next line, waiting at most timeout seconds (None: no limit)."""
-  ready, _, _ = select.select([launcher.stdout], [], [], timeout)
-  if not ready:
-    raise subprocess.TimeoutExpired("launcher", timeout)
-  line = launcher.stdout.readline()
-  if not line:
-    raise RuntimeError("the test launcher ended")
-  return line
+  """The launcher's next line, waiting at most timeout seconds (None: no limit). Read without a
+  buffer of Python's own, so that select sees every line that has not been taken yet."""
+  global _pending
+  deadline = None if timeout is None else time.monotonic() + timeout
+  while b"\n" not in _pending:
+    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    ready, _, _ = select.select([launcher.stdout], [], [], left)
+    if not ready:
+      raise subprocess.TimeoutExpired("launcher", timeout)
+    chunk = os.read(launcher.stdout.fileno(), 1 << 16)
+    if not chunk:
+      raise RuntimeError("the test launcher ended")
+    _pending += chunk
+  line, _pending = _pending.split(b"\n", 1)
+  return line.decode()
+
+
+def _has_line(launcher: subprocess.Popen) -> bool:
+  """Whether the launcher's next line is there to take now."""
+  try:
+    _pending_line = _line(launcher, 0)
+  except subprocess.TimeoutExpired:
+    return False
+  global _pending
+  _pending = _pending_line.encode() + b"\n" + _pending
+  return True
 
 
 # ------------------------------------------------------------------ the launcher process

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -87,15 +86,14 @@ def test_tensorboard_holds_losses_heldout_l1_learning_rates_and_images(smoke_run
 def test_resume_after_kill(tmp_path, smoke_data):
   """Kill after the first epoch's checkpoint; the same command resumes at epoch 2 with its weights."""
   state = tmp_path / "run" / "checkpoints" / "state.json"
-  first = subprocess.Popen(_command(tmp_path, *smoke_data), cwd=REPO, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+  first = launcher.Started(_command(tmp_path, *smoke_data))
   deadline = time.time() + 300
   while time.time() < deadline and first.poll() is None:
     if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
       break
     time.sleep(0.1)
   first.send_signal(signal.SIGKILL)
-  first.wait()
+  first.communicate()
   assert json.loads(state.read_text())["epoch"] == 1, "first run did not stop within epoch 2"
   saved = tmp_path / "epoch-1-copy.weights.h5"
   saved.write_bytes((tmp_path / "run" / "checkpoints" / "epoch-0001.weights.h5").read_bytes())
