@@ -197,14 +197,8 @@ def _line(launcher: subprocess.Popen, timeout) -> str:
 
 
 def _has_line(launcher: subprocess.Popen) -> bool:
-  """Whether the launcher's next line is there to take now."""
-  try:
-    _pending_line = _line(launcher, 0)
-  except subprocess.TimeoutExpired:
-    return False
-  global _pending
-  _pending = _pending_line.encode() + b"\n" + _pending
-  return True
+  """Whether the launcher's next line has begun to arrive (its replies are single writes)."""
+  return b"\n" in _pending or bool(select.select([launcher.stdout], [], [], 0)[0])
 
 
 # ------------------------------------------------------------------ the launcher process

@@ -37,13 +37,23 @@ def mean_spectrogram_l1(train: ArrayDataset, heldout: ArrayDataset,
   return float(np.abs(targets - mean_window(train)).mean())
 
 
+class MriIndex:
+  """The training recordings' MRI, flattened once, for nearest-neighbour lookups (Euclidean
+  distance over the normalized voxels)."""
+
+  def __init__(self, train: ArrayDataset):
+    self.train_mri = train.mri.reshape(len(train), -1).astype(np.float32)
+    self.squared_norms = np.einsum("ij,ij->i", self.train_mri, self.train_mri)
+
+  def nearest(self, mri: np.ndarray) -> np.ndarray:
+    """int [B]: the closest training recording of each of the MRI series [B, 26, 128, 128]."""
+    return np.array([int(np.argmin(self.squared_norms - 2 * self.train_mri @ one))
+                     for one in np.asarray(mri, np.float32).reshape(len(mri), -1)], np.int64)
+
+
 def nearest_neighbour(train: ArrayDataset, heldout: ArrayDataset) -> np.ndarray:
   """[R, 64, 64]: the mean spectrogram of the training recording with the closest MRI."""
-  train_mri = train.mri.reshape(len(train), -1).astype(np.float32)
-  squared_norms = np.einsum("ij,ij->i", train_mri, train_mri)
-  picks = []
-  for mri in heldout.mri.reshape(len(heldout), -1).astype(np.float32):
-    picks.append(int(np.argmin(squared_norms - 2 * train_mri @ mri)))
+  picks = MriIndex(train).nearest(heldout.mri)
   return train.spectrograms[picks].astype(np.float32).mean(axis=1)
 
 

@@ -196,7 +196,8 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   if whole:
     utterance_rows, utterance_examples = utterances_lib.evaluate_heldout(
         whole, translator.predict_on_batch, set(train.subject_ids), set(heldout.subject_ids),
-        params, config.clip_hop_s, cache_dir or config.cache_dir, vocoder_list, config.model)
+        params, config.clip_hop_s, cache_dir or config.cache_dir, vocoder_list, config.model,
+        train if whole == (data_dir or config.data_dir) and config.pairing == "time" else None)
   report = {
       "model_dir": os.path.abspath(model_dir), "model": config.model, "fold": config.fold,
       "split": config.split, "seed": config.seed, "weights_choice": weights,

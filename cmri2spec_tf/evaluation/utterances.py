@@ -24,6 +24,7 @@ from cmri2spec_tf.data import manifest as manifest_lib
 from cmri2spec_tf.data import spectrogram
 from cmri2spec_tf.data.dataset import ArrayDataset
 from cmri2spec_tf.data.problems import DatasetProblems, Problem
+from cmri2spec_tf.evaluation import baselines
 from cmri2spec_tf.speech import speech_metrics
 
 CHUNK = 16  # clips read and translated at once
@@ -38,10 +39,12 @@ def heldout_records(data_dir: str, heldout_subjects) -> list[manifest_lib.Record
 
 
 def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset,
-               params: spectrogram.SpecParams, hop_s: float, model: str = "cmri2spec") -> dict:
+               params: spectrogram.SpecParams, hop_s: float, model: str = "cmri2spec",
+               index: baselines.MriIndex | None = None) -> dict:
   """{"truth", `model` and the baselines: [64, N] timelines, "audio": the recording's samples of that
   span, "start_s": the span's start on the recording's clock}. `translate`: [B, 26, 128, 128, 1]
-  -> [B, 64, 64(, 1)]."""
+  -> [B, 64, 64(, 1)]. `index`: the training clips' MriIndex (built here when not given)."""
+  index = index or baselines.MriIndex(train)
   sound = audio_lib.read_audio(record.audio)
   timing = clips_lib.recording_timing(record, sound)
   hop_s = min(hop_s, clips_lib.clip_seconds(params))  # clips that leave no gap on the timeline
@@ -53,17 +56,14 @@ def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset,
   truth = spectrogram.normalize_power(spectrogram.mel_power(audio, params), params)
   starts = [(c.first_sample - first) / params.sample_rate for c in planned]
   windows = {model: [], "nearest_neighbour": []}
-  train_mri = train.mri.reshape(len(train), -1).astype(np.float32)
-  norms = np.einsum("ij,ij->i", train_mri, train_mri)
   for i in range(0, len(planned), CHUNK):
     frames = np.stack([clips_lib.read_clip(record, c, sound.waveform, params)[0]
                        for c in planned[i:i + CHUNK]])
     predicted = np.asarray(translate(frames[..., None]), np.float32)
     windows[model].append(predicted.reshape(len(frames), params.n_mels, -1))
-    flat = frames.reshape(len(frames), -1)
-    picks = np.argmin(norms[None] - 2 * flat @ train_mri.T, axis=1)
+    picks = index.nearest(frames)
     windows["nearest_neighbour"].append(train.spectrograms[picks, 0].astype(np.float32))
-  mean = train.spectrograms.astype(np.float32).mean(axis=(0, 1))
+  mean = baselines.mean_window(train)
   windows["mean"] = [np.broadcast_to(mean, (len(planned),) + mean.shape)]
   timelines = {name: spectrogram.overlap_add(starts, np.concatenate(parts), params,
                                              truth.shape[-1])
@@ -103,8 +103,9 @@ def evaluate(records, translate, train: ArrayDataset, params: spectrogram.SpecPa
   first recording: recording_id, audio, the truth's and the model's timelines, the sounds})."""
   rows: dict[str, list[dict]] = {}
   examples = {}
+  index = baselines.MriIndex(train)
   for record in records:
-    synthesized = synthesize(record, translate, train, params, hop_s, model)
+    synthesized = synthesize(record, translate, train, params, hop_s, model, index)
     if not synthesized:
       continue
     scored, sounds = score(synthesized, record, vocoder_list, params)
@@ -120,11 +121,13 @@ def evaluate(records, translate, train: ArrayDataset, params: spectrogram.SpecPa
 
 def evaluate_heldout(manifest: str, translate, train_subjects, heldout_subjects,
                      params: spectrogram.SpecParams, hop_s: float, cache_dir: str | None,
-                     vocoder_list, model: str = "cmri2spec") -> tuple[dict, dict]:
+                     vocoder_list, model: str = "cmri2spec",
+                     train: ArrayDataset | None = None) -> tuple[dict, dict]:
   """`evaluate` on the held-out subjects' whole recordings in `manifest`; the baselines look up the training subjects' clips of the same manifest (the same
   for a word-segment run and a time-aligned one, so both are scored alike)."""
-  pool = clips_lib.load_clips(manifest, params, hop_s, cache_dir, verbose=False)
-  train = pool.subset(train_subjects)
+  if train is None:  # `train`: the run's own training clips, when `manifest` is its data
+    train = clips_lib.load_clips(manifest, params, hop_s, cache_dir,
+                                 verbose=False).subset(train_subjects)
   if not len(train):
     raise DatasetProblems([Problem(manifest, "none of the run's training subjects has a "
                                    "recording here: the baselines have nothing to look up")])
