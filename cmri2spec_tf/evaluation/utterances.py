@@ -38,13 +38,15 @@ def heldout_records(data_dir: str, heldout_subjects) -> list[manifest_lib.Record
   return [r for r in records if r.subject_id in wanted]
 
 
-def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset,
+def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset | None,
                params: spectrogram.SpecParams, hop_s: float, model: str = "cmri2spec",
                index: baselines.MriIndex | None = None) -> dict:
   """{"truth", `model` and the baselines: [64, N] timelines, "audio": the recording's samples of that
   span, "start_s": the span's start on the recording's clock}. `translate`: [B, 26, 128, 128, 1]
-  -> [B, 64, 64(, 1)]. `index`: the training clips' MriIndex (built here when not given)."""
-  index = index or baselines.MriIndex(train)
+  -> [B, 64, 64(, 1)]. `train`: the training clips the baselines look up (None: no baselines);
+  `index`: their MriIndex (built here when not given)."""
+  if train is not None:
+    index = index or baselines.MriIndex(train)
   sound = audio_lib.read_audio(record.audio)
   timing = clips_lib.recording_timing(record, sound)
   hop_s = min(hop_s, clips_lib.clip_seconds(params))  # clips that leave no gap on the timeline
@@ -55,16 +57,18 @@ def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset,
   audio = sound.waveform[first:end]
   truth = spectrogram.normalize_power(spectrogram.mel_power(audio, params), params)
   starts = [(c.first_sample - first) / params.sample_rate for c in planned]
-  windows = {model: [], "nearest_neighbour": []}
+  windows = {model: []} | ({"nearest_neighbour": []} if train is not None else {})
   for i in range(0, len(planned), CHUNK):
     frames = np.stack([clips_lib.read_clip(record, c, sound.waveform, params)[0]
                        for c in planned[i:i + CHUNK]])
     predicted = np.asarray(translate(frames[..., None]), np.float32)
     windows[model].append(predicted.reshape(len(frames), params.n_mels, -1))
-    picks = index.nearest(frames)
-    windows["nearest_neighbour"].append(train.spectrograms[picks, 0].astype(np.float32))
-  mean = baselines.mean_window(train)
-  windows["mean"] = [np.broadcast_to(mean, (len(planned),) + mean.shape)]
+    if train is not None:
+      picks = index.nearest(frames)
+      windows["nearest_neighbour"].append(train.spectrograms[picks, 0].astype(np.float32))
+  if train is not None:
+    mean = baselines.mean_window(train)
+    windows["mean"] = [np.broadcast_to(mean, (len(planned),) + mean.shape)]
   timelines = {name: spectrogram.overlap_add(starts, np.concatenate(parts), params,
                                              truth.shape[-1])
                for name, parts in windows.items()}

@@ -138,7 +138,8 @@ def summarize(config: TrainConfig, train, heldout, heldout_subjects, baseline: f
   subjects: optimistic), and every lookup level on the same windows."""
   best, last = runs.read_best(config.model_dir), runs.read_state(config.model_dir) or {}
   lookups = baselines.lookup_levels(train, heldout, config.val_window_stride)
-  return {"fold": config.fold, "heldout_subjects": heldout_subjects, "epochs": config.epochs,
+  return {"fold": config.fold, "heldout_subjects": heldout_subjects,
+          "training_subjects": sorted(set(train.subject_ids)), "epochs": config.epochs,
           "last_epoch": last.get("epoch"), "last_heldout_l1": last.get("val_l1"),
           "best_epoch": best.get("epoch"), "heldout_l1": best.get("val_l1"),
           "mean_spectrogram_l1": baseline, "lookups": lookups}

@@ -12,6 +12,11 @@ heard) and fits random crops of `crop_frames` mel frames to their waveform with 
 multi-resolution STFT and log-mel losses (losses.py): no discriminator, which is what makes it
 train in minutes on a CPU (Parallel WaveGAN's ablation shows the STFT losses alone give a usable
 vocoder; Vocos and HiFi-GAN add a GAN for the last bit of naturalness).
+
+Fine-tuning (`--finetune_on=RUN`, experiments/vocoder_finetuning.py) gives it, instead of each
+recording's own mel spectrogram, the translator's prediction of it on the same frame grid, with
+the real waveform as the target (as HiFi-GAN is fine-tuned on Tacotron 2's ground-truth-aligned
+predictions): the vocoder learns to voice what the translator actually outputs.
 """
 
 from __future__ import annotations
@@ -124,6 +129,20 @@ class VocoderConfig:
   speeds: tuple[float, ...] = (0.85, 0.92, 1.0, 1.08, 1.15)
   gain_db: float = 6.0
   verbose: int = 1
+  finetune_on: str = ""  # a translator run: learn from its predicted spectrograms
+  init_from: str = ""  # a vocoder folder whose weights a new vocoder starts from
+
+
+@dataclasses.dataclass
+class Material:
+  """What a vocoder learns from: waveforms of the training subjects, and the mel spectrograms
+  [frames, 64] it is given for them on their frame grid (frame j at sample j x hop), or None:
+  each waveform's own, at every --speeds."""
+
+  waveforms: list[np.ndarray]
+  subjects: list[str]
+  mels: list[np.ndarray] | None = None
+  spectrograms: str = "the audio's own mel spectrograms"
 
 
 def training_audio(config: VocoderConfig, params: SpecParams) -> tuple[list[np.ndarray], list[str]]:
@@ -158,16 +177,19 @@ def augmented(waveforms: list[np.ndarray], speeds, sample_rate: int) -> list[np.
           for w in waveforms for speed in speeds]
 
 
-def crop_batches(waveforms: list[np.ndarray], params: SpecParams, config: VocoderConfig):
+def crop_batches(waveforms: list[np.ndarray], params: SpecParams, config: VocoderConfig,
+                 mels: list[np.ndarray] | None = None):
   """An endless tf.data.Dataset of (mel [B, crop_frames, 64], waveform [B, (crop_frames - 1) x
   hop]): random crops, deterministic for the seed, each at a random gain within +-gain_db (the
   normalized mel shifted by the same dB). Mel frames come from the whole recording (librosa,
   centred), so crop frame j is recording frame f0 + j and sits at sample j x hop of the
-  waveform crop."""
+  waveform crop. `mels`: each waveform's given [frames, 64] on that grid instead (predictions:
+  played at one speed, as they were predicted)."""
   import tensorflow as tf
 
-  waveforms = augmented(waveforms, config.speeds, params.sample_rate)
-  mels = [normalize_power(mel_power(w, params), params).T for w in waveforms]
+  if mels is None:
+    waveforms = augmented(waveforms, config.speeds, params.sample_rate)
+    mels = [normalize_power(mel_power(w, params), params).T for w in waveforms]
   usable = [i for i, m in enumerate(mels) if len(m) >= config.crop_frames]
   hop, frames = params.hop_length, config.crop_frames
   samples = (frames - 1) * hop
@@ -208,31 +230,32 @@ def vocoder_loss(params: SpecParams, mel_weight: float):
   return loss
 
 
-def train(config: VocoderConfig, params: SpecParams = SpecParams()) -> dict:
-  """Trains (or goes on training) the vocoder in config.model_dir; returns its vocoder.json."""
+def train(config: VocoderConfig, params: SpecParams = SpecParams(),
+          material: Material | None = None) -> dict:
+  """Trains (or goes on training) the vocoder in config.model_dir on `material` (default: the
+  fold's training audio, training_audio); returns its vocoder.json."""
   from cmri2spec_tf.base import atomic
-  from cmri2spec_tf.models.vocoder import build_vocoder
 
   keras.utils.set_random_seed(config.seed)
-  waveforms, subjects = training_audio(config, params)
+  if material is None:
+    material = Material(*training_audio(config, params))
   os.makedirs(config.model_dir, exist_ok=True)
   atomic.remove_stale_temporaries(config.model_dir)
   previous = read_info(config.model_dir)
-  if previous:
-    model = load(config.model_dir).model
-    print(f"going on from the vocoder in {config.model_dir} ({previous['steps']} steps so far)")
-  else:
-    model = build_vocoder(params, config.channels, config.blocks)
+  model = starting_model(config, params, previous)
+  earlier = previous or (read_info(config.init_from) if config.init_from else None) or {}
   model.compile(keras.optimizers.Adam(config.learning_rate, beta_1=0.8, beta_2=0.99),
                 loss=vocoder_loss(params, config.mel_weight), jit_compile=False)
+  waveforms, subjects = material.waveforms, material.subjects
   seconds = sum(len(w) for w in waveforms) / params.sample_rate
   print(f"vocoder: {len(waveforms)} recordings ({seconds:.1f} s of audio) of {len(subjects)} "
-        f"training subjects (split {config.split}, fold {config.fold}); {config.epochs} epochs x "
-        f"{config.steps_per_epoch} steps of {config.batch_size} crops of {config.crop_frames} "
-        f"frames; {model.count_params():,} parameters")
+        f"training subjects (split {config.split}, fold {config.fold}), voicing "
+        f"{material.spectrograms}; {config.epochs} epochs x {config.steps_per_epoch} steps of "
+        f"{config.batch_size} crops of {config.crop_frames} frames; {model.count_params():,} "
+        "parameters")
   started = time.time()
   history = model.fit(
-      crop_batches(waveforms, params, config), epochs=config.epochs,
+      crop_batches(waveforms, params, config, material.mels), epochs=config.epochs,
       steps_per_epoch=config.steps_per_epoch, verbose=config.verbose, shuffle=False,
       callbacks=[keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs"),
                                              write_graph=False),
@@ -242,12 +265,39 @@ def train(config: VocoderConfig, params: SpecParams = SpecParams()) -> dict:
                        "--learning_rate")
   info = {"spec_params": dataclasses.asdict(params), "config": dataclasses.asdict(config),
           "training_subjects": subjects, "audio_seconds": seconds,
-          "steps": (previous or {}).get("steps", 0) + config.epochs * config.steps_per_epoch,
-          "training_seconds": (previous or {}).get("training_seconds", 0.0)
+          "spectrograms": material.spectrograms,
+          "stages": earlier.get("stages", []) + [_stage(config, material)],
+          "steps": earlier.get("steps", 0) + config.epochs * config.steps_per_epoch,
+          "training_seconds": earlier.get("training_seconds", 0.0)
           + time.time() - started,
           "final_loss": float(history.history["loss"][-1])}
   save(model, info, config.model_dir)
   return info
+
+
+def starting_model(config: VocoderConfig, params: SpecParams, previous: dict | None):
+  """The generator to train: the one already in model_dir (going on), else a copy of
+  --init_from's (that folder is only read), else a new one."""
+  from cmri2spec_tf.models.vocoder import build_vocoder
+
+  if previous and config.init_from:
+    raise ConfigError(f"--init_from={config.init_from}: {config.model_dir} already holds a "
+                      "vocoder, which training would go on from; give a new --model_dir")
+  if previous:
+    print(f"going on from the vocoder in {config.model_dir} ({previous['steps']} steps so far)")
+    return load(config.model_dir).model
+  if config.init_from:
+    source = from_flag(config.init_from, params)  # refuses other spectrogram parameters
+    print(f"starting from the vocoder in {config.init_from} (left as it is)")
+    return source.model  # read from its file: training it leaves the folder as it is
+  return build_vocoder(params, config.channels, config.blocks)
+
+
+def _stage(config: VocoderConfig, material: Material) -> dict:
+  """One of vocoder.json's stages: what one call trained on, from what, and how long."""
+  return {"finetune_on": config.finetune_on or None, "init_from": config.init_from or None,
+          "spectrograms": material.spectrograms, "subjects": material.subjects,
+          "steps": config.epochs * config.steps_per_epoch}
 
 
 class SaveVocoder(keras.callbacks.Callback):
