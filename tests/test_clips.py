@@ -134,9 +134,11 @@ def test_window_audio_of_clips_is_their_own_sound(tmp_path):
   np.testing.assert_allclose(sound[0, 0], wave[first:first + 21000], atol=1e-6)
 
 
-def test_time_aligned_training_and_evaluation_on_the_rtmri_phantom(tmp_path, rtmri_phantom):
+def test_time_aligned_training_and_evaluation_on_the_rtmri_phantom(tmp_path, rtmri_phantom,
+                                                                  smoke_vocoder):
   """train --pairing=time on the real-time phantom's whole recordings (recordings.csv: no
-  TextGrid read) and evaluate it: clips cut, cached, trained on and scored."""
+  TextGrid read) and evaluate it: clips cut, cached, trained on and scored; then a vocoder
+  fine-tuned on the run's predictions."""
   import json
   import shutil
   import sys
@@ -183,6 +185,47 @@ def test_time_aligned_training_and_evaluation_on_the_rtmri_phantom(tmp_path, rtm
   page = (tmp_path / "run" / "report.html").read_text()
   assert page.count("<h3>Whole utterance (") == 2  # one per held-out subject, with its players
   assert page.count('<audio controls') == 2 * (2 + 3)  # a window's, a whole utterance's
+  _finetune_a_vocoder_on_the_run(tmp_path / "run", smoke_vocoder[0], tmp_path, run)
+
+
+def _finetune_a_vocoder_on_the_run(model_dir, base, tmp_path, run):
+  """vocoder --finetune_on: the run's training subjects only, its split and fold, starting
+  from --init_from's weights (learning rate 0 here: exactly them) and leaving that folder as it
+  was; other folds and a folder that holds a vocoder are refused."""
+  import json
+  import sys
+
+  from cmri2spec_tf.speech import vocoders
+  from tests import launcher
+  from tests.conftest import REPO
+
+  before = {f.name: f.read_bytes() for f in base.iterdir() if f.is_file()}
+  command = [sys.executable, "-m", "cmri2spec_tf.vocoder", f"--finetune_on={model_dir}",
+             f"--init_from={base}", f"--model_dir={tmp_path}/voc", "--epochs=1",
+             "--steps_per_epoch=1", "--batch_size=2", "--learning_rate=0", "--verbose=0"]
+  tuned = run(*command[2:])
+  assert "voicing the predictions of the translator in" in tuned.stdout
+  info = json.loads((tmp_path / "voc" / vocoders.VOCODER_JSON).read_text())
+  summary = json.loads((model_dir / "summary.json").read_text())
+  assert info["training_subjects"] == summary["training_subjects"]
+  assert len(summary["training_subjects"]) == 2
+  assert not set(info["training_subjects"]) & set(summary["heldout_subjects"])
+  config = json.loads((model_dir / "config.json").read_text())
+  assert [info["config"][k] for k in ("split", "fold", "split_seed")] == \
+      [config[k] for k in ("split", "fold", "split_seed")]
+  base_info = json.loads((base / vocoders.VOCODER_JSON).read_text())
+  assert info["steps"] == base_info["steps"] + 1
+  assert [stage["finetune_on"] for stage in info["stages"]] == [None, str(model_dir)]
+  load = lambda folder: vocoders.load(str(folder)).model
+  for tuned_w, base_w in zip(load(tmp_path / "voc").get_weights(), load(base).get_weights()):
+    np.testing.assert_array_equal(tuned_w, base_w)
+  assert {f.name: f.read_bytes() for f in base.iterdir() if f.is_file()} == before
+  refused = [launcher.run(command + extra, cwd=REPO, capture_output=True, text=True, timeout=300)
+             for extra in (["--fold=1", f"--model_dir={tmp_path}/other"], [])]
+  assert [r.returncode for r in refused] == [2, 2]
+  assert "the run's own split and fold are used" in refused[0].stderr
+  assert "already holds a vocoder" in refused[1].stderr
+  assert not (tmp_path / "other").exists()
 
 
 def test_overlap_add_puts_each_window_on_the_recordings_mel_timeline():

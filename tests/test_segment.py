@@ -154,6 +154,13 @@ def test_the_rtmri_phantom_end_to_end(tmp_path, rtmri_phantom):
       sorted(report["heldout_subjects"])
   assert 0 < whole["cmri2spec"]["overall"]["l1"] < 0.5
   assert whole["truth"]["overall"]["griffin_lim_stoi"] > 0.7
+  # a vocoder fine-tuned on this word run voices whole recordings: its segments are refused
+  refused = launcher.run([sys.executable, "-m", "cmri2spec_tf.vocoder",
+                          f"--finetune_on={tmp_path}/run", f"--model_dir={tmp_path}/voc"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+  assert f"{data}/words.csv" in refused.stderr and "start_s/end_s" in refused.stderr
+  assert "recordings.csv" in refused.stderr and not (tmp_path / "voc").exists()
   # the factors file lies beside recordings.csv, words.csv is in the same folder: probes run
   probed = run("cmri2spec_tf.probe", f"--model_dir={tmp_path}/run")
   assert "probes (held-out" in probed.stdout

@@ -87,6 +87,26 @@ def test_train_steps_lower_the_loss_on_a_batch(phantom_dir):
   assert last < 0.8 * first, (first, last)
 
 
+def test_given_mels_are_cropped_in_step_with_their_waveforms():
+  """Fine-tuning's crops (given mel timelines, e.g. predictions): crop frame j sits at sample
+  j x hop of the waveform crop, as for the audio's own mels; no speed change. Fixtures encode
+  time: each mel frame holds its own index, each sample its own index."""
+  hop = PARAMS.hop_length
+  lengths = [90, 61]  # frames
+  mels = [np.repeat(np.arange(n, dtype=np.float32)[:, None] / 1000, 64, axis=1) for n in lengths]
+  waveforms = [np.arange((n - 1) * hop + 1, dtype=np.float32) for n in lengths]
+  config = vocoders.VocoderConfig("", "", batch_size=8, crop_frames=24, gain_db=0.0,
+                                  speeds=(0.85, 1.0))
+  mel, waveform = next(iter(vocoders.crop_batches(waveforms, PARAMS, config, mels)))
+  mel, waveform = np.asarray(mel), np.asarray(waveform)
+  assert waveform.shape == (8, 23 * hop)
+  first_frame = np.round(mel[:, 0, 0] * 1000).astype(int)
+  np.testing.assert_array_equal(waveform[:, 0], first_frame * hop)
+  np.testing.assert_array_equal(np.round(mel[:, :, 0] * 1000) - first_frame[:, None],
+                                np.arange(24)[None].repeat(8, 0))
+  np.testing.assert_array_equal(np.diff(waveform, axis=1), 1)  # one speed: the given one
+
+
 def test_vocoder_command_writes_a_vocoder_that_voices_any_width(smoke_vocoder):
   folder, result = smoke_vocoder
   assert "wrote vocoder.keras and vocoder.json" in result.stdout

@@ -31,6 +31,7 @@ WEIGHTS = "last"  # as evaluate scores a run: nothing chosen on the held-out sub
 def finetune(config: vocoders.VocoderConfig) -> dict:
   """Trains the vocoder of `config` (config.finetune_on: the run) on the run's predictions;
   returns its vocoder.json."""
+  vocoders.check_model_dir(config)  # refused before the run's recordings are synthesized
   config, params, material = predicted_material(config)
   return vocoders.train(config, params, material)
 

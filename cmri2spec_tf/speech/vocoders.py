@@ -239,9 +239,9 @@ def train(config: VocoderConfig, params: SpecParams = SpecParams(),
   keras.utils.set_random_seed(config.seed)
   if material is None:
     material = Material(*training_audio(config, params))
+  previous = check_model_dir(config)
   os.makedirs(config.model_dir, exist_ok=True)
   atomic.remove_stale_temporaries(config.model_dir)
-  previous = read_info(config.model_dir)
   model = starting_model(config, params, previous)
   earlier = previous or (read_info(config.init_from) if config.init_from else None) or {}
   model.compile(keras.optimizers.Adam(config.learning_rate, beta_1=0.8, beta_2=0.99),
@@ -275,14 +275,21 @@ def train(config: VocoderConfig, params: SpecParams = SpecParams(),
   return info
 
 
+def check_model_dir(config: VocoderConfig) -> dict | None:
+  """vocoder.json of the vocoder model_dir already holds (training goes on from it), or None;
+  ConfigError where --init_from names another start as well."""
+  previous = read_info(config.model_dir)
+  if previous and config.init_from:
+    raise ConfigError(f"--init_from={config.init_from}: {config.model_dir} already holds a "
+                      "vocoder, which training would go on from; give a new --model_dir")
+  return previous
+
+
 def starting_model(config: VocoderConfig, params: SpecParams, previous: dict | None):
   """The generator to train: the one already in model_dir (going on), else a copy of
   --init_from's (that folder is only read), else a new one."""
   from cmri2spec_tf.models.vocoder import build_vocoder
 
-  if previous and config.init_from:
-    raise ConfigError(f"--init_from={config.init_from}: {config.model_dir} already holds a "
-                      "vocoder, which training would go on from; give a new --model_dir")
   if previous:
     print(f"going on from the vocoder in {config.model_dir} ({previous['steps']} steps so far)")
     return load(config.model_dir).model
