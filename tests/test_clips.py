@@ -215,6 +215,8 @@ def _finetune_a_vocoder_on_the_run(model_dir, base, tmp_path, run):
       [config[k] for k in ("split", "fold", "split_seed")]
   base_info = json.loads((base / vocoders.VOCODER_JSON).read_text())
   assert info["steps"] == base_info["steps"] + 1
+  assert [info["config"][k] for k in ("channels", "blocks")] == \
+      [base_info["config"][k] for k in ("channels", "blocks")]  # the start's, not the defaults
   assert [stage["finetune_on"] for stage in info["stages"]] == [None, str(model_dir)]
   load = lambda folder: vocoders.load(str(folder)).model
   for tuned_w, base_w in zip(load(tmp_path / "voc").get_weights(), load(base).get_weights()):

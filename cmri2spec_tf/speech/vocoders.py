@@ -244,6 +244,9 @@ def train(config: VocoderConfig, params: SpecParams = SpecParams(),
   atomic.remove_stale_temporaries(config.model_dir)
   model = starting_model(config, params, previous)
   earlier = previous or (read_info(config.init_from) if config.init_from else None) or {}
+  if earlier:  # the architecture is the one it starts from, whatever the flags say
+    config = dataclasses.replace(config, **{key: earlier["config"][key]
+                                            for key in ("channels", "blocks")})
   model.compile(keras.optimizers.Adam(config.learning_rate, beta_1=0.8, beta_2=0.99),
                 loss=vocoder_loss(params, config.mel_weight), jit_compile=False)
   waveforms, subjects = material.waveforms, material.subjects
