@@ -576,12 +576,14 @@ def save_translator(trainer, config: TrainConfig) -> str:
 # ------------------------------------------------------------------ evaluation outputs
 def write_evaluation(model_dir: str, report: dict, per_subject_csv: str, subject_ids,
                      predictions: dict[str, np.ndarray]) -> None:
-  """evaluation.json, evaluation.csv and predictions.npz (float16), each atomically."""
-  write_json(model_dir, EVALUATION_JSON, report)
+  """evaluation.csv, predictions.npz (float16) and then evaluation.json, each atomically: the
+  report is written last, as it marks a finished evaluation (a study's job is done when it
+  exists, and then reads the predictions)."""
   atomic.write_text(path(model_dir, EVALUATION_CSV), per_subject_csv)
   with atomic.atomic_path(path(model_dir, PREDICTIONS_NPZ), suffix=".npz") as tmp:
     np.savez(tmp, subject_ids=np.array(subject_ids),
              **{name: p.astype(np.float16) for name, p in predictions.items()})
+  write_json(model_dir, EVALUATION_JSON, report)
 
 
 def read_evaluation(model_dir: str) -> dict | None:
