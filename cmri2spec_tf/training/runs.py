@@ -579,11 +579,15 @@ def write_evaluation(model_dir: str, report: dict, per_subject_csv: str, subject
   """evaluation.csv, predictions.npz (float16) and then evaluation.json, each atomically: the
   report is written last, as it marks a finished evaluation (a study's job is done when it
   exists, and then reads the predictions)."""
-  atomic.write_text(path(model_dir, EVALUATION_CSV), per_subject_csv)
-  with atomic.atomic_path(path(model_dir, PREDICTIONS_NPZ), suffix=".npz") as tmp:
-    np.savez(tmp, subject_ids=np.array(subject_ids),
+  with (atomic.atomic_path(path(model_dir, EVALUATION_JSON)) as report_tmp,
+        atomic.atomic_path(path(model_dir, PREDICTIONS_NPZ), suffix=".npz") as npz_tmp,
+        atomic.atomic_path(path(model_dir, EVALUATION_CSV)) as csv_tmp):
+    with open(csv_tmp, "w") as f:  # all three written before any is renamed (last: the report)
+      f.write(per_subject_csv)
+    np.savez(npz_tmp, subject_ids=np.array(subject_ids),
              **{name: p.astype(np.float16) for name, p in predictions.items()})
-  write_json(model_dir, EVALUATION_JSON, report)
+    with open(report_tmp, "w") as f:
+      f.write(json.dumps(report, indent=2))
 
 
 def read_evaluation(model_dir: str) -> dict | None:
