@@ -45,8 +45,6 @@ def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset | Non
   span, "start_s": the span's start on the recording's clock}. `translate`: [B, 26, 128, 128, 1]
   -> [B, 64, 64(, 1)]. `train`: the training clips the baselines look up (None: no baselines);
   `index`: their MriIndex (built here when not given)."""
-  if train is not None:
-    index = index or baselines.MriIndex(train)
   sound = audio_lib.read_audio(record.audio)
   timing = clips_lib.recording_timing(record, sound)
   hop_s = min(hop_s, clips_lib.clip_seconds(params))  # clips that leave no gap on the timeline
@@ -57,7 +55,12 @@ def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset | Non
   audio = sound.waveform[first:end]
   truth = spectrogram.normalize_power(spectrogram.mel_power(audio, params), params)
   starts = [(c.first_sample - first) / params.sample_rate for c in planned]
-  windows = {model: []} | ({"nearest_neighbour": []} if train is not None else {})
+  windows = {model: []}
+  if train is not None:  # the baselines: the nearest clip per position, the mean clip everywhere
+    index = index or baselines.MriIndex(train)
+    mean = baselines.mean_window(train)
+    windows |= {"nearest_neighbour": [],
+                "mean": [np.broadcast_to(mean, (len(planned),) + mean.shape)]}
   for i in range(0, len(planned), CHUNK):
     frames = np.stack([clips_lib.read_clip(record, c, sound.waveform, params)[0]
                        for c in planned[i:i + CHUNK]])
@@ -66,9 +69,6 @@ def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset | Non
     if train is not None:
       picks = index.nearest(frames)
       windows["nearest_neighbour"].append(train.spectrograms[picks, 0].astype(np.float32))
-  if train is not None:
-    mean = baselines.mean_window(train)
-    windows["mean"] = [np.broadcast_to(mean, (len(planned),) + mean.shape)]
   timelines = {name: spectrogram.overlap_add(starts, np.concatenate(parts), params,
                                              truth.shape[-1])
                for name, parts in windows.items()}

@@ -77,8 +77,8 @@ def predicted_material(config: vocoders.VocoderConfig
 def run_subjects(run: str) -> tuple[set[str] | None, set[str]]:
   """(training subjects or None where the run did not record them, held-out subjects) of a
   finished run, from its summary.json."""
-  summary = runs.read_json(runs.path(run, runs.SUMMARY_JSON))
-  if not isinstance(summary, dict) or "heldout_subjects" not in summary:
+  summary = runs.read_summary(run)
+  if summary is None or "heldout_subjects" not in summary:
     raise ConfigError(f"--finetune_on={run}: no {runs.SUMMARY_JSON}; fine-tune on a run that "
                       "has finished training")
   training = summary.get("training_subjects")

@@ -165,6 +165,12 @@ def write_summary(model_dir: str, summary: dict) -> None:
   write_json(model_dir, SUMMARY_JSON, summary)
 
 
+def read_summary(model_dir: str) -> dict | None:
+  """summary.json of a run that finished training, or None."""
+  summary = read_json(path(model_dir, SUMMARY_JSON))
+  return summary if isinstance(summary, dict) else None
+
+
 def tensorboard_dirs(model_dir: str) -> dict[str, str]:
   """Keras's TensorBoard callback writes under "keras", our extras (experiments/callbacks.py)
   "heldout"."""
