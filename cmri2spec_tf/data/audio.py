@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import librosa
 import numpy as np
 import soundfile
 
+from cmri2spec_tf.base import numba_cache
 from cmri2spec_tf.data.problems import DataError, not_found
 
 SAMPLE_RATE = 22050
@@ -88,7 +88,7 @@ def read_audio(path: str | os.PathLike, decoder: str = "soundfile") -> Audio:
   check_waveform(path, data)
   mono = data.mean(axis=1)
   if rate != SAMPLE_RATE:
-    mono = librosa.resample(mono, orig_sr=rate, target_sr=SAMPLE_RATE)
+    mono = numba_cache.librosa().resample(mono, orig_sr=rate, target_sr=SAMPLE_RATE)
   if mono.shape[0] < WINDOW_SAMPLES:
     raise DataError(path, f"audio is {mono.shape[0]} samples at {SAMPLE_RATE} Hz, shorter than "
                     f"the {WINDOW_SAMPLES}-sample window")

@@ -21,9 +21,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import librosa
 import numpy as np
 
+from cmri2spec_tf.base import numba_cache
 from cmri2spec_tf.data.audio import SAMPLE_RATE, WINDOW_SAMPLES
 
 SPEC_SIZE = 64
@@ -98,7 +98,7 @@ def sliding_windows(waveform: np.ndarray, params: SpecParams = SpecParams(),
 
 def mel_power(windows: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
   """librosa mel power spectrogram of [..., window_samples] -> [..., 64, 64]."""
-  return librosa.feature.melspectrogram(
+  return numba_cache.librosa().feature.melspectrogram(
       y=np.asarray(windows, dtype=np.float32), sr=params.sample_rate, n_fft=params.n_fft,
       hop_length=params.hop_length, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax,
       power=2.0)
@@ -106,8 +106,9 @@ def mel_power(windows: np.ndarray, params: SpecParams = SpecParams()) -> np.ndar
 
 def normalize_power(power: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
   """Mel power -> dB (ref 1) -> [0, 1] by the fixed global mapping."""
-  db = librosa.power_to_db(power, ref=1.0, amin=params.amin, top_db=None)
-  return np.clip((db - params.db_min) / (params.db_max - params.db_min), 0.0, 1.0).astype(np.float32)
+  db = numba_cache.librosa().power_to_db(power, ref=1.0, amin=params.amin, top_db=None)
+  return np.clip((db - params.db_min) / (params.db_max - params.db_min), 0.0, 1.0).astype(
+      np.float32)
 
 
 def normalized_to_db(normalized: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
@@ -117,7 +118,7 @@ def normalized_to_db(normalized: np.ndarray, params: SpecParams = SpecParams()) 
 
 def normalized_to_power(normalized: np.ndarray, params: SpecParams = SpecParams()) -> np.ndarray:
   """[0, 1] -> mel power, the inverse of `normalize_power` (up to its clipping)."""
-  return librosa.db_to_power(normalized_to_db(normalized, params), ref=1.0)
+  return numba_cache.librosa().db_to_power(normalized_to_db(normalized, params), ref=1.0)
 
 
 def targets_from_waveform(waveform: np.ndarray, params: SpecParams = SpecParams(),
@@ -155,6 +156,7 @@ def waveform_from_normalized(normalized: np.ndarray, params: SpecParams = SpecPa
   """Normalized [64, 64] (or [64, 64, 1]) -> waveform of window_samples by Griffin-Lim; a longer
   [64, N] (a whole recording) -> `length` samples (default (N - 1) x hop_length)."""
   spec = np.asarray(normalized, dtype=np.float32).reshape(params.n_mels, -1)
+  librosa = numba_cache.librosa()
   magnitude = librosa.feature.inverse.mel_to_stft(
       normalized_to_power(spec, params), sr=params.sample_rate, n_fft=params.n_fft, power=2.0,
       fmin=params.fmin, fmax=params.fmax)

@@ -32,6 +32,7 @@ import dataclasses
 
 import numpy as np
 
+from cmri2spec_tf.base import numba_cache
 from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db
 
 BANDS_HZ = {"below_1khz": (0.0, 1000.0), "1_3khz": (1000.0, 3000.0),
@@ -45,7 +46,7 @@ BACKGROUND = "air and background"
 
 def target_masks(params: SpecParams = SpecParams()) -> dict[str, np.ndarray]:
   """{name: bool [64, 64]}: the spectrogram pixels (mel rows x frames) each quantity sums."""
-  import librosa
+  librosa = numba_cache.librosa()
 
   centres = librosa.mel_frequencies(params.n_mels + 2, fmin=params.fmin, fmax=params.fmax)[1:-1]
   frames = 64

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cmri2spec_tf.base import numba_cache
 from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db
 
 CONTINUOUS = ("f0_hz", "vocal_tract_cm", "duration_s", "vowel_s")
@@ -90,7 +91,7 @@ def probe_table(train_latents, train_words, train_factors, test_latents, test_wo
 
 # ------------------------------------------------------------------ per-factor speech errors
 def mel_frequencies(params: SpecParams) -> np.ndarray:
-  import librosa
+  librosa = numba_cache.librosa()
 
   return librosa.mel_frequencies(params.n_mels, fmin=params.fmin, fmax=params.fmax)
 
@@ -130,7 +131,7 @@ def formants(spectrogram: np.ndarray, params: SpecParams, count: int = 2) -> lis
 
 def f0_hz(waveform: np.ndarray, sample_rate: int) -> float | None:
   """Median pYIN F0 (60-400 Hz) over voiced frames, None when nothing is voiced."""
-  import librosa
+  librosa = numba_cache.librosa()
 
   f0, voiced, _ = librosa.pyin(np.asarray(waveform, np.float32), fmin=60, fmax=400,
                                sr=sample_rate, frame_length=2048)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cmri2spec_tf.base import numba_cache
 from cmri2spec_tf.models import precision as precision_lib
 from cmri2spec_tf.data.spectrogram import SpecParams
 
@@ -47,7 +48,7 @@ class MelPrior(layers.Layer):
                          fmax=fmax, db_min=db_min, db_max=db_max)
 
   def build(self, input_shape):
-    import librosa
+    librosa = numba_cache.librosa()
     import numpy as np
 
     s = self.settings

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import io
 
-import librosa
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cmri2spec_tf.base import numba_cache  # noqa: E402
 from cmri2spec_tf.data.spectrogram import SpecParams  # noqa: E402
 
 
 def _frequency_ticks(params: SpecParams, n_ticks: int = 6):
+  librosa = numba_cache.librosa()
   centres = librosa.mel_frequencies(params.n_mels + 2, fmin=params.fmin, fmax=params.fmax)[1:-1]
   rows = np.linspace(0, params.n_mels - 1, n_ticks).round().astype(int)
   return rows, [f"{centres[r] / 1000:.1f}k" if centres[r] >= 1000 else f"{centres[r]:.0f}"

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cmri2spec_tf.base import numba_cache
+
 AUDIO_METRICS = ("stoi", "estoi", "mcd", "mcd_dtw", "pesq")
 HIGHER_IS_BETTER = {"stoi": True, "estoi": True, "mcd": False, "mcd_dtw": False, "pesq": True}
 
@@ -54,7 +56,7 @@ def stoi(reference: np.ndarray, estimate: np.ndarray, rate: int, extended: bool 
 
 def mel_cepstra(waveform: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
   """(cepstra [frames, 24] = c1..c24, frame energy in dB [frames]) as the MCD defines them."""
-  import librosa
+  librosa = numba_cache.librosa()
   import scipy.fft
 
   power = librosa.feature.melspectrogram(
@@ -69,7 +71,7 @@ def mel_cepstra(waveform: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray
 def mcd(reference: np.ndarray, estimate: np.ndarray, rate: int, dtw: bool = False) -> float:
   """Mel-cepstral distortion in dB over the reference's speech frames (frame by frame, or
   along the DTW path with `dtw`)."""
-  import librosa
+  librosa = numba_cache.librosa()
 
   ref_cepstra, ref_energy = mel_cepstra(reference, rate)
   est_cepstra, _ = mel_cepstra(estimate, rate)

@@ -29,6 +29,7 @@ import time
 import keras
 import numpy as np
 
+from cmri2spec_tf.base import numba_cache
 from cmri2spec_tf.base.errors import ConfigError
 from cmri2spec_tf.data.spectrogram import (SpecParams, mel_power, normalize_power, samples_for,
                                            waveform_from_normalized)
@@ -170,7 +171,7 @@ def augmented(waveforms: list[np.ndarray], speeds, sample_rate: int) -> list[np.
   """Each recording played at each speed (resampled: a speed s scales F0, the formants and the
   tempo by s, as another speaker's voice would): a few dozen subjects' audio covers more voices,
   which is what a vocoder needs to generalize to subjects it never heard."""
-  import librosa
+  librosa = numba_cache.librosa()
 
   return [w if speed == 1.0 else librosa.resample(w, orig_sr=sample_rate * speed,
                                                   target_sr=sample_rate)
@@ -212,7 +213,7 @@ def crop_batches(waveforms: list[np.ndarray], params: SpecParams, config: Vocode
 
 def vocoder_loss(params: SpecParams, mel_weight: float):
   """Keras loss (waveform, waveform_hat) -> [B]: multi-resolution STFT + mel_weight x log-mel L1."""
-  import librosa
+  librosa = numba_cache.librosa()
   import tensorflow as tf
 
   from cmri2spec_tf.speech import losses
