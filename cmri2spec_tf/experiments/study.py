@@ -126,15 +126,14 @@ def run_jobs(base: TrainConfig, jobs: list[Job], weights: str = "last",
   {job: its evaluation report}."""
   print(f"{len(jobs)} training jobs, {sum(j.report(weights) is not None for j in jobs)} already "
         f"done; evaluating the {weights} epoch's weights")
-  bar = keras.utils.Progbar(len(jobs), unit_name="job")
   reports = {}
   for i, job in enumerate(jobs):
     started, was_done = time.time(), job.report(weights) is not None
     reports[job] = run_job(base, job, weights, vocoder, audio_windows)
     l1 = own_result(reports[job])["overall"]["l1"]
     how = "done before" if was_done else f"{(time.time() - started) / 60:.1f} min"
-    print(f"\n{job.method} seed {job.seed} fold {job.fold}: held-out L1 {l1:.4f} ({how})")
-    bar.update(i + 1)
+    print(f"[{i + 1}/{len(jobs)}] {job.method} seed {job.seed} fold {job.fold}: held-out L1 "
+          f"{l1:.4f} ({how})", flush=True)
   return reports
 
 

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from cmri2spec_tf.base import progress
 from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db, overlap_add
 
 BATCH_SIZE = 8
@@ -227,8 +228,6 @@ def predict_files(model: str | Translator, mri: str, out: str, batch: bool,
   into one window, any other source by continuous synthesis over its whole length; writes the
   files of each (the sound by `vocoder`, a vocoder folder, or Griffin-Lim); returns (output
   prefix, spectrogram) of each."""
-  import keras
-
   from cmri2spec_tf.data import sources
 
   series = list_series(mri, batch)
@@ -239,7 +238,7 @@ def predict_files(model: str | Translator, mri: str, out: str, batch: bool,
   check_recordings(recordings, continuous.frame_rate)
   if not isinstance(model, Translator):
     model = load(model, vocoder=vocoder)
-  bar = keras.utils.Progbar(len(series), unit_name="series") if batch else None
+  bar = progress.Progress("series", len(series)) if batch else None
   results = {}
   for start in range(0, len(cines), BATCH_SIZE):
     results.update(zip(cines[start:start + BATCH_SIZE],
@@ -251,6 +250,8 @@ def predict_files(model: str | Translator, mri: str, out: str, batch: bool,
                                             continuous.frame_rate)
     if bar:
       bar.update(len(results))
+  if bar:
+    bar.close()
   for path, prefix in zip(series, prefixes):
     title = os.path.join(*os.path.abspath(path).split(os.sep)[-2:])  # e.g. S01/mri
     write_outputs(model, prefix, results[path], title=title)
