@@ -150,6 +150,12 @@ def define_training_flags(skip=()) -> None:
       "split_seed": lambda: flags.DEFINE_integer(
           "split_seed", defaults.split_seed, "Seed of the k-fold subject split (kept fixed so "
           "that --seed varies only the training)."),
+      "selection_subjects": lambda: flags.DEFINE_integer(
+          "selection_subjects", defaults.selection_subjects, "Set this many of the fold's "
+          "training subjects aside (stratified by word) and keep the epoch with the lowest L1 "
+          "on them as the run's model (early stopping that never looks at the held-out "
+          "subjects); 0: train on all and keep the last epoch. docs/training.md.",
+          lower_bound=0),
       "seed": lambda: flags.DEFINE_integer(
           "seed", defaults.seed, "Seed for weights, pairs and the phantom."),
       "model": lambda: flags.DEFINE_enum(

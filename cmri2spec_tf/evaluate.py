@@ -1,7 +1,7 @@
 """Evaluates a trained run on the held-out subjects of its fold (paper Table 2's L1); the work is
 evaluation/evaluation.py's.
 
-  python -m cmri2spec_tf.evaluate --model_dir=runs/demo [--data_dir=D] [--weights=last|best]
+  python -m cmri2spec_tf.evaluate --model_dir=runs/demo [--data_dir=D] [--weights=model|last|best]
       [--vocoder=runs/vocoder] [--audio_windows=3] [--utterances=recordings.csv]
 
 Prints overall L1 / MSE / L1 in dB for the model and the mean-spectrogram and nearest-neighbour
@@ -27,9 +27,11 @@ def define_flags():
   flags.DEFINE_string("model_dir", None, "A training run's model_dir.", required=True)
   flags.DEFINE_string("data_dir", None, "Dataset folder (default: the one the run trained on).")
   flags.DEFINE_string("cache_dir", None, "Preprocessing cache (default: the run's).")
-  flags.DEFINE_enum("weights", "last", ["last", "best"], "The last epoch (default: nothing chosen "
-                    "on the held-out subjects), or the epoch with the best held-out L1 "
-                    "(optimistic).")
+  flags.DEFINE_enum("weights", "model", ["model", "last", "best"], "model: the run's model "
+                    "(the last epoch, or the one chosen on the run's --selection_subjects; "
+                    "nothing chosen on the held-out subjects); last: the last epoch; best: the "
+                    "epoch chosen on the selection subjects, or without them the one with the "
+                    "best held-out L1 (optimistic).")
   flags.DEFINE_string("vocoder", None, "A vocoder folder (python -m cmri2spec_tf.vocoder) to "
                       "score beside Griffin-Lim.")
   flags.DEFINE_integer("audio_windows", 3, "Windows per held-out recording scored with the "

@@ -31,7 +31,9 @@ def define_flags():
                        lower_bound=1)
   flags.DEFINE_integer("steps", 32, "Integrated-gradients steps (the path's resolution).",
                        lower_bound=1)
-  flags.DEFINE_enum("weights", "best", ["best", "last"], "Best held-out epoch or the last one.")
+  flags.DEFINE_enum("weights", "best", ["best", "last", "model"], "best: the epoch with "
+                    "the lowest L1 on the run's selection subjects, or without them on the "
+                    "held-out ones; last; model: the run's model (the chosen epoch or the last).")
 
 
 def main(argv):

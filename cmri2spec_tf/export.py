@@ -16,7 +16,9 @@ def define_flags():
   flags.DEFINE_string("model_dir", None, "A training run's model_dir.", required=True)
   flags.DEFINE_string("export_dir", None, "Version folder to create, e.g. serving/cmri2spec/1.",
                       required=True)
-  flags.DEFINE_enum("weights", "best", ["best", "last"], "Best held-out epoch or the last one.")
+  flags.DEFINE_enum("weights", "best", ["best", "last", "model"], "best: the epoch with "
+                    "the lowest L1 on the run's selection subjects, or without them on the "
+                    "held-out ones; last; model: the run's model (the chosen epoch or the last).")
   flags.DEFINE_string("vocoder", None, "A vocoder folder (python -m cmri2spec_tf.vocoder): adds "
                       "the `waveform` signature (MRI -> audio at 22,050 Hz).")
 

@@ -4,7 +4,7 @@ serving/inference.py's.
   python -m cmri2spec_tf.predict --model=runs/demo --mri=scans/S01/mri --out=out/S01
   python -m cmri2spec_tf.predict --model=serving/cmri2spec/1 --mri=scans/ --out=out/ --batch
 
---model is a training run's model_dir (best held-out weights) or an exported SavedModel version
+--model is a training run's model_dir (its best weights: runs.WEIGHTS_CHOICES) or an exported SavedModel version
 folder (`export`). --mri is one series (a folder of single-frame DICOM files or one multi-frame
 file), read by the data layer exactly as in training; with --batch, every entry of the folder
 --mri is one series and --out is a folder that gets one set of files per series.

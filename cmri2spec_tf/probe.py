@@ -1,7 +1,7 @@
 """What a trained run learns: latent probes, per-factor errors of its speech, a picture of its
 latent space; the work is evaluation/probes.py's (which says how each is measured).
 
-  python -m cmri2spec_tf.probe --model_dir=runs/demo [--data_dir=D] [--weights=last|best]
+  python -m cmri2spec_tf.probe --model_dir=runs/demo [--data_dir=D] [--weights=model|last|best]
 
 Prints the held-out L1 against its reference levels (mean spectrogram, the word's mean, each
 recording's own mean), the probe table (word accuracy and F0 / vocal-tract length / duration R^2
@@ -21,8 +21,9 @@ def define_flags():
   flags.DEFINE_string("model_dir", None, "A training run's model_dir.", required=True)
   flags.DEFINE_string("data_dir", None, "Dataset folder (default: the one the run trained on).")
   flags.DEFINE_string("cache_dir", None, "Preprocessing cache (default: the run's).")
-  flags.DEFINE_enum("weights", "last", ["last", "best"], "The last epoch or the best held-out "
-                    "one.")
+  flags.DEFINE_enum("weights", "model", ["model", "last", "best"], "The run's model (the last "
+                    "epoch, or the one chosen on its selection subjects), the last epoch, or the "
+                    "best: chosen on the selection subjects, else on the held-out ones.")
 
 
 def main(argv):

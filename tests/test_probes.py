@@ -100,6 +100,8 @@ def test_probe_command_on_the_smoke_run_and_without_factors(smoke_run, tmp_path)
   assert levels["recording_mean"] < levels["word_mean"] <= levels["mean_spectrogram"] + 1e-6
   assert 0 < report["training_l1"] < 0.5
   assert set(report["factor_errors"]) == {"model", "word_mean"}
+  assert set(report["factor_lookups"]) == {"shown", "all"}
+  assert "told the speaker's factors instead of the MRI (all: " in result.stdout
   assert (run / runs.LATENT_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert "probes (held-out" in result.stdout and "per-factor mean absolute error" in result.stdout
   config = json.loads((run / "config.json").read_text())
@@ -113,3 +115,29 @@ def test_probe_command_on_the_smoke_run_and_without_factors(smoke_run, tmp_path)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "probes skipped: no subjects.csv beside the manifest" in result.stdout
   assert "per-factor mean absolute error" in result.stdout  # measured without factors
+
+
+def test_factor_lookups_reach_what_the_factors_explain():
+  """Mean windows made of a word pattern plus a shown factor's and a hidden factor's patterns:
+  told the shown factor the lookup beats the word's mean, told every factor it reaches the floor."""
+  from cmri2spec_tf.data.dataset import ArrayDataset
+  from cmri2spec_tf.data.spectrogram import SpecParams
+
+  rng = np.random.default_rng(0)
+  n = 120
+  ids, words = [f"S{i:03d}" for i in range(n)], ["ageese", "asouk"] * (n // 2)
+  known = {s: {c: float(rng.normal()) for c in probes.FACTOR_SETS["all"]} for s in ids}
+  patterns = {"vocal_tract_cm": rng.uniform(0, 0.03, (64, 64)),
+              "noise_dbfs": rng.uniform(0, 0.01, (64, 64))}
+  windows = np.stack([0.5 + (0.1 if w == "asouk" else 0) * np.eye(64)
+                      + sum(known[s][c] * p for c, p in patterns.items())
+                      for s, w in zip(ids, words)])
+  spectrograms = np.repeat(windows[:, None], 2, axis=1).astype(np.float16)  # floor: 0
+  data = ArrayDataset(ids, words, np.zeros((n, 1, 1, 1), np.float16), spectrograms, SpecParams())
+  train, heldout = data.subset(ids[:90]), data.subset(ids[90:])
+  levels = probes.factor_lookup_levels(train, heldout, known)
+  word_mean = probes.reference_levels(train, heldout)["word_mean"]
+  assert levels["shown"]["factors"] == list(probes.SHOWN_FACTORS)
+  assert levels["all"]["heldout_l1"] < 0.001 < levels["shown"]["heldout_l1"] < 0.5 * word_mean
+  del known[ids[95]]["noise_dbfs"]  # not known for every recording: that lookup is left out
+  assert set(probes.factor_lookup_levels(train, heldout, known)) == {"shown"}

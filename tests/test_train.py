@@ -141,7 +141,7 @@ def test_evaluate_writes_tables_that_match_per_example_evaluation(evaluated_smok
   ours = report["methods"]["cmri2spec"]["overall"]
   assert ours["l1_db"] == pytest.approx(120 * ours["l1"], rel=1e-4)  # linear dB normalization
   # one forward pass per recording == Keras evaluate over every (mri, window) example
-  assert report["weights_choice"] == "last" and report["weights"] == "epoch-0002.weights.h5"
+  assert report["weights_choice"] == "model" and report["weights"] == "epoch-0002.weights.h5"
   model = build_trainer()
   model.load_weights(str(run / "checkpoints" / "epoch-0002.weights.h5"))
   per_example = model.evaluate(pairs.examples_dataset(heldout, 50), verbose=0, return_dict=True)

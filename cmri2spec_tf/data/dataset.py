@@ -111,6 +111,12 @@ class ArrayDataset:
     fold = splits.select_fold(self.subject_ids, self.words, scheme, index, seed)
     return self.subset(fold.train), self.subset(fold.test)
 
+  def set_aside(self, k: int, seed: int = 0):
+    """(the rest, `k` subjects set aside for choosing the epoch: data/splits.py)."""
+    chosen = set(splits.selection_subjects(self.subject_ids, self.words, k, seed))
+    return (self.subset(s for s in dict.fromkeys(self.subject_ids) if s not in chosen),
+            self.subset(chosen))
+
 
 def read_record(record: manifest_lib.Record, params: spectrogram.SpecParams):
   """Decodes one row: (mri float32 [26,128,128], targets float32 [W,64,64], summary)."""

@@ -67,3 +67,19 @@ def select_fold(subject_ids, words, scheme: str, index: int, seed: int = 0) -> F
     raise ConfigError(f"--fold={index}: split {scheme!r} of this dataset has {len(folds)} "
                       f"folds (0-{len(folds) - 1})")
   return folds[index]
+
+
+def selection_subjects(subject_ids, words, k: int, seed: int = 0) -> tuple[str, ...]:
+  """`k` of the training subjects set aside to choose the epoch on (`--selection_subjects`),
+  stratified by word like `k_folds` (each word's subjects shuffled with the seed, the words
+  dealt in turn), deterministic for a seed; sorted. They must leave training at least 2."""
+  word_of = dict(zip(subject_ids, words))
+  subjects = sorted(word_of)
+  if not 1 <= k <= len(subjects) - 2:
+    raise ConfigError(f"--selection_subjects={k}: must be between 1 and the number of training "
+                      f"subjects less 2 ({len(subjects) - 2})")
+  rng = np.random.default_rng([seed, k])
+  groups = [list(rng.permutation([s for s in subjects if word_of[s] == w]))
+            for w in sorted(set(word_of.values()))]
+  dealt = [str(g[i]) for i in range(max(map(len, groups))) for g in groups if i < len(g)]
+  return tuple(sorted(dealt[:k]))

@@ -153,14 +153,16 @@ def _fmt(value):
 
 # ------------------------------------------------------------------ a trained run
 def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None = None,
-                 weights: str = "last", verbose: bool = True, vocoder: str | None = None,
+                 weights: str = "model", verbose: bool = True, vocoder: str | None = None,
                  audio_windows: int = AUDIO_WINDOWS, report_html: bool = True,
                  utterances: str | None = None) -> dict:
   """Scores a run's model and the baselines on its fold.
 
-  `weights`: "last" (the final epoch: nothing was chosen by looking at the held-out subjects,
-  the honest number) or "best" (the epoch with the lowest held-out L1 during training:
-  optimistic, as that choice was made on the very subjects it is scored on).
+  `weights`: "model" (the run's model: the last epoch, or the epoch chosen on the run's
+  selection subjects; nothing was chosen by looking at the held-out subjects, the honest
+  number), "last", or "best" (the epoch with the lowest L1 on the selection subjects, or,
+  for a run without them, on the held-out ones: optimistic, as that choice was made on the very
+  subjects it is scored on).
   `vocoder`: a vocoder folder (speech/vocoders.py) scored beside Griffin-Lim; `audio_windows`:
   windows per recording for the speech metrics (0: none). `report_html`: also write the listening
   report (listening.py). `utterances`: a manifest of whole recordings whose held-out subjects'

@@ -20,6 +20,12 @@ little of the word. With the dataset's factors (data/factors.py; the phantom wri
   spectrogram (a model that knew only the word), each recording's own mean over its windows (a
   model that knew the recording exactly, but predicts one spectrogram for its 100 windows);
   and the model's L1 on its own training subjects (the same inference path), against overfitting.
+- Factor lookups: each held-out recording's mean window predicted from the speaker's known
+  factors instead of the MRI, by ridge regressions (one per word, alpha by leave-one-out) of the
+  training recordings' mean windows on standardized factors: told what an MRI shows (the
+  vocal-tract length, the anatomy's size, the utterance's and vowel's durations), then told also
+  what it does not (F0 and the recording's background noise level). How low a prediction from
+  the images could get, and how much of the error lies in what no image shows.
 - latent.png: the first two principal components of mu coloured by word and of s coloured by F0
   (by subject without factors; latents.py).
 Lip2AudSpec has no latent split: its probes are skipped with that reason.
@@ -33,6 +39,10 @@ from cmri2spec_tf.base import numba_cache
 from cmri2spec_tf.data.spectrogram import SpecParams, normalized_to_db
 
 CONTINUOUS = ("f0_hz", "vocal_tract_cm", "duration_s", "vowel_s")
+# The factor lookups' factors: what an MRI of the speaker shows; and all known ones (what it
+# shows, plus the voice's pitch and the recording's background noise, which no image shows).
+SHOWN_FACTORS = ("vocal_tract_cm", "anatomy_scale", "duration_s", "vowel_s")
+FACTOR_SETS = {"shown": SHOWN_FACTORS, "all": SHOWN_FACTORS + ("f0_hz", "noise_dbfs")}
 PARTS = ("mu", "s", "both")
 VOICING_RANGE_DB = 25.0
 ENVELOPE_CEPSTRA = 14
@@ -170,9 +180,46 @@ def reference_levels(train, heldout) -> dict:
           "recording_mean": l1(truth.mean(1))}
 
 
+def factor_lookup(train, heldout, train_x: np.ndarray, heldout_x: np.ndarray) -> np.ndarray:
+  """[R, 64, 64]: each held-out recording's mean window from its factors heldout_x [R, F], by a
+  ridge regression per word of the training recordings' mean windows on train_x (standardized;
+  alpha by leave-one-out); a word with fewer than 3 training recordings gets its mean window."""
+  from sklearn.linear_model import RidgeCV
+  from sklearn.pipeline import make_pipeline
+  from sklearn.preprocessing import StandardScaler
+
+  from cmri2spec_tf.evaluation import baselines
+
+  targets = train.spectrograms.astype(np.float32).mean(axis=1).reshape(len(train), -1)
+  predicted = baselines.word_mean_predictions(train, heldout).reshape(len(heldout), -1)
+  train_words, heldout_words = np.asarray(train.pair_keys), np.asarray(heldout.pair_keys)
+  for word in set(heldout.pair_keys):
+    rows, out = train_words == word, heldout_words == word
+    if rows.sum() >= 3:
+      model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+      predicted[out] = model.fit(train_x[rows], targets[rows]).predict(heldout_x[out])
+  return np.clip(predicted, 0, 1).reshape(len(heldout), *train.spectrograms.shape[2:])
+
+
+def factor_lookup_levels(train, heldout, known: dict[str, dict]) -> dict:
+  """{set: {"factors": names, "heldout_l1": L1}} of the factor lookups (FACTOR_SETS) whose
+  factors are known for every recording of the fold."""
+  truth = heldout.spectrograms.astype(np.float32)
+  levels = {}
+  for name, columns in FACTOR_SETS.items():
+    values = [np.array([[known.get(s, {}).get(c) for c in columns] for s in part.subject_ids])
+              for part in (train, heldout)]
+    if any(v.size == 0 or (v == None).any() for v in values):  # noqa: E711 (elementwise)
+      continue
+    lookup = factor_lookup(train, heldout, *(v.astype(np.float64) for v in values))
+    levels[name] = {"factors": list(columns),
+                    "heldout_l1": float(np.abs(truth - lookup[:, None]).mean())}
+  return levels
+
+
 # ------------------------------------------------------------------ a trained run
 def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None = None,
-              weights: str = "last", verbose: bool = True) -> dict:
+              weights: str = "model", verbose: bool = True) -> dict:
   """Probes, per-factor errors, reference levels and latent.png of a run on its fold; writes
   probes.json and latent.png in model_dir and returns the report. Probes are skipped (with the
   reason in the report) without factors or without a latent split."""
@@ -221,6 +268,7 @@ def probe_run(model_dir: str, data_dir: str | None = None, cache_dir: str | None
     values = {side: {name: [known.get(s, {}).get(name) for s in part.subject_ids]
                      for name in CONTINUOUS}
               for side, part in (("train", train), ("heldout", heldout))}
+    report["factor_lookups"] = factor_lookup_levels(train, heldout, known)
     report["probes"] = probe_table(latents["train"], train.words, values["train"],
                                    latents["heldout"], heldout.words, values["heldout"])
     latents_lib.write_latent_view(model_dir, latents, train, heldout, known,
@@ -236,6 +284,9 @@ def format_report(report: dict) -> str:
            f"{', '.join(report['heldout_subjects'])}",
            "held-out L1: " + ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in levels.items()),
            f"the model on its training subjects (inference, w = mu): L1 {report['training_l1']:.4f}"]
+  for name, level in report.get("factor_lookups", {}).items():
+    lines.append(f"told the speaker's factors instead of the MRI ({name}: "
+                 f"{', '.join(level['factors'])}): L1 {level['heldout_l1']:.4f}")
   if "probes" in report:
     names = [n for n in CONTINUOUS if n in report["probes"]["mu"]]
     lines += ["", "probes (held-out; word: accuracy, chance "

@@ -131,6 +131,21 @@ def write_audio(tag: str, waveforms: list[np.ndarray], params: SpecParams) -> No
   tf.summary.write(tag, tf.constant(clips, tf.string), metadata=metadata)
 
 
+class SelectionL1(keras.callbacks.Callback):
+  """Adds `sel_l1`, the L1 on the selection subjects' recordings (`--selection_subjects`), to
+  the epoch's logs, read as validation reads the model (the weight average, where the recipe
+  keeps one): place it first, before AveragedWeights, the checkpoint and TensorBoard."""
+
+  def __init__(self, recordings):
+    super().__init__()
+    self.recordings = recordings
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None:
+      logs["sel_l1"] = float(self.model.evaluate(self.recordings, verbose=0,
+                                                 return_dict=True)["l1"])
+
+
 class AveragedWeights(keras.callbacks.Callback):
   """Under a recipe that keeps a weight average (training/recipes.py): validation and the
   callbacks before this one at the epoch's end read the averaged translator (swapped in as

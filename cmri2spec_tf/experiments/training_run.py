@@ -94,7 +94,10 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
   warn_if_slow(config.precision)
   data = clips.load_examples(config.pairing, config.data_dir, SpecParams(), config.clip_hop_s,
                              config.cache_dir, verbose=config.verbose > 0)
-  train, heldout = data.fold(config.split, config.fold, config.split_seed)
+  fold_train, heldout = data.fold(config.split, config.fold, config.split_seed)
+  train, selection = fold_train, None
+  if runs.chooses_on_selection(config):
+    train, selection = fold_train.set_aside(config.selection_subjects, config.split_seed)
   with strategy.scope():  # models and both optimizers (notes: built inside the scope)
     model = runs.build_model(config)
     done = runs.restore_latest(model, resume_dir)
@@ -104,12 +107,16 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
   if flags_text is not None:
     runs.write_flags(config.model_dir, flags_text)
   runs.write_spec_params(config.model_dir, data.params)
-  baseline = baselines.mean_spectrogram_l1(train, heldout, config.val_window_stride)
+  # the lookups read every training subject of the fold, the selection subjects too
+  baseline = baselines.mean_spectrogram_l1(fold_train, heldout, config.val_window_stride)
   heldout_subjects = list(dict.fromkeys(heldout.subject_ids))
   examples = "clips" if config.pairing == "time" else "recordings"
-  print(f"fold {config.fold} ({config.split}): {len(set(train.subject_ids))} training subjects "
-        f"({len(train)} {examples}), held out {', '.join(heldout_subjects)} ({len(heldout)} "
-        f"{examples}); mean-spectrogram L1 on them {baseline:.4f}")
+  print(f"fold {config.fold} ({config.split}): {len(set(fold_train.subject_ids))} training "
+        f"subjects ({len(fold_train)} {examples}), held out {', '.join(heldout_subjects)} "
+        f"({len(heldout)} {examples}); mean-spectrogram L1 on them {baseline:.4f}")
+  if selection is not None:
+    print(f"set aside to choose the epoch on: {', '.join(dict.fromkeys(selection.subject_ids))}"
+          f" ({len(selection)} {examples}); the epoch with the lowest L1 on them is the model")
   if done:
     print(f"resumed after epoch {done} from {runs.checkpoint_dir(config.model_dir)} "
           f"(weights fingerprint {weights_fingerprint(model):.6f}); starting epoch {done + 1}")
@@ -118,43 +125,61 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
           f"{config.batch_size // strategy.num_replicas_in_sync} pairs each per step")
   if done < config.epochs:
     with strategy.scope():
-      _fit(model, config, train, heldout, done, epoch_label)
+      _fit(model, config, train, heldout, selection, done, epoch_label)
     if model.stop_training:  # TerminateOnNaN
       kept = runs.restore_latest(model, config.model_dir)
       raise TrainingDiverged(
           f"training stopped: a loss became NaN or infinite in epoch {kept + 1}; the last good "
           f"checkpoint (epoch {kept}) is kept in {runs.checkpoint_dir(config.model_dir)}. "
           "Lower the learning rates or check the data, then run again to resume from it.")
+  if selection is not None:  # the chosen epoch is the model
+    runs.load_weights(model, runs.weights_file(config.model_dir, "best")[0])
   model.use_average()  # training is over: inference reads the average (recipes.py), if any
   runs.save_translator(model, config)
-  summary = summarize(config, train, heldout, heldout_subjects, baseline)
+  summary = summarize(config, fold_train, heldout, heldout_subjects, baseline, selection)
   runs.write_summary(config.model_dir, summary)
   print(final_line(summary))
   return summary
 
 
-def summarize(config: TrainConfig, train, heldout, heldout_subjects, baseline: float) -> dict:
-  """summary.json: the last epoch's held-out L1 first, the best epoch's (chosen on these very
-  subjects: optimistic), and every lookup level on the same windows."""
+def summarize(config: TrainConfig, train, heldout, heldout_subjects, baseline: float,
+              selection=None) -> dict:
+  """summary.json: the last epoch's held-out L1, the best epoch's, and every lookup level on the
+  same windows (from `train`, the fold's training side, selection subjects included). The best epoch is chosen on the selection subjects where the run has them
+  (`chosen_on`: "selection"; the run's model), else on the held-out ones ("heldout":
+  optimistic, and the model is the last epoch)."""
   best, last = runs.read_best(config.model_dir), runs.read_state(config.model_dir) or {}
   lookups = baselines.lookup_levels(train, heldout, config.val_window_stride)
+  trained_on = set(train.subject_ids)
+  chosen = {"chosen_on": "heldout"} if selection is None else {
+      "chosen_on": "selection", "selection_subjects": sorted(set(selection.subject_ids)),
+      "selection_l1": best.get("sel_l1")}
+  trained_on -= set(chosen.get("selection_subjects", ()))
   return {"fold": config.fold, "heldout_subjects": heldout_subjects,
-          "training_subjects": sorted(set(train.subject_ids)), "epochs": config.epochs,
+          "training_subjects": sorted(trained_on), "epochs": config.epochs,
           "last_epoch": last.get("epoch"), "last_heldout_l1": last.get("val_l1"),
-          "best_epoch": best.get("epoch"), "heldout_l1": best.get("val_l1"),
+          "best_epoch": best.get("epoch"), "heldout_l1": best.get("val_l1"), **chosen,
           "mean_spectrogram_l1": baseline, "lookups": lookups}
 
 
 def final_line(summary: dict) -> str:
-  """Training's last line: the last epoch's held-out L1, then the best (marked as chosen on the
-  held-out subjects), then the lookups a model must beat."""
+  """Training's last line: the held-out L1 of the run's model (the last epoch, or the one
+  chosen on the selection subjects), then the other epoch (the best on the held-out subjects
+  marked optimistic; or the last), then the lookups a model must beat."""
   last, best = summary["last_heldout_l1"], summary["heldout_l1"]
   lookups = summary["lookups"]
-  head = (f"held-out L1 {last:.4f} (last epoch {summary['last_epoch']})" if last is not None
-          else "held-out L1 -")
-  if best is not None and summary["best_epoch"] != summary["last_epoch"]:
-    head += (f"; best {best:.4f} at epoch {summary['best_epoch']} (picked on these subjects: "
-             "optimistic)")
+  if summary.get("chosen_on") == "selection" and best is not None:
+    n = len(summary["selection_subjects"])
+    head = (f"held-out L1 {best:.4f} (epoch {summary['best_epoch']}, chosen on {n} selection "
+            f"subject{'s' if n != 1 else ''})")
+    if last is not None and summary["best_epoch"] != summary["last_epoch"]:
+      head += f"; last epoch {summary['last_epoch']} {last:.4f}"
+  else:
+    head = (f"held-out L1 {last:.4f} (last epoch {summary['last_epoch']})" if last is not None
+            else "held-out L1 -")
+    if best is not None and summary["best_epoch"] != summary["last_epoch"]:
+      head += (f"; best {best:.4f} at epoch {summary['best_epoch']} (picked on these subjects: "
+               "optimistic)")
   return (f"{head} vs mean-spectrogram baseline {summary['mean_spectrogram_l1']:.4f}; "
           f"nearest neighbour {lookups['nearest_neighbour']:.4f}, word's mean "
           f"{lookups['word_mean']:.4f}, recording-mean floor {lookups['recording_floor']:.4f}")
@@ -178,7 +203,7 @@ def init_output_bias(model, train: dataset_lib.ArrayDataset) -> None:
   bias.assign(np.full(bias.shape, np.log(mean / (1 - mean)), dtype=np.float32))
 
 
-def _fit(model, config, train, heldout, done, epoch_label=None):
+def _fit(model, config, train, heldout, selection, done, epoch_label=None):
   train_pairs = pairs.pairs_dataset(train, config.batch_size, config.same_word_share,
                                     config.seed, first_epoch=done,
                                     pairs_per_epoch=config.pairs_per_epoch,
@@ -189,9 +214,12 @@ def _fit(model, config, train, heldout, done, epoch_label=None):
   picks = callbacks.held_out_picks(heldout, config.n_images)
   images = callbacks.held_out_examples(heldout, picks)
   lines = [callbacks.EpochLine(epoch_label, config.epochs)] if epoch_label else []
+  choose = [] if selection is None else [callbacks.SelectionL1(pairs.recordings_dataset(
+      selection, batch_size=8, window_stride=config.val_window_stride))]
   model.fit(train_pairs, epochs=config.epochs, initial_epoch=done,
             validation_data=heldout_recordings, verbose=config.verbose, shuffle=False,
-            callbacks=[keras.callbacks.TensorBoard(logs["keras"], write_graph=False),
+            callbacks=[*choose,  # first: the others read its sel_l1
+                       keras.callbacks.TensorBoard(logs["keras"], write_graph=False),
                        callbacks.HeldOutImages(logs["heldout"], *images, train.params,
                                                every=config.image_every,
                                                audio_every=config.audio_every,
@@ -202,7 +230,8 @@ def _fit(model, config, train, heldout, done, epoch_label=None):
                                                    train, heldout,
                                                    factors.read_factors(config.data_dir))),
                        callbacks.AveragedWeights(),  # before the checkpoint: it saves raw
-                       runs.EpochCheckpoint(config.model_dir),
+                       runs.EpochCheckpoint(config.model_dir,
+                                            "val_l1" if selection is None else "sel_l1"),
                        keras.callbacks.TerminateOnNaN(), *lines])
 
 

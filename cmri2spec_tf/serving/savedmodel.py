@@ -2,7 +2,8 @@
 
 What is exported: the translator only (Fig. 2's inference path: encoder -> s and mu, w = mu,
 decoder; or the Lip2AudSpec network), in float32 whatever the training precision, with the
-weights of the best held-out epoch (or the last). No discriminator, no pairs, no sampling.
+weights of the best epoch (chosen on the run's selection subjects, else on its held-out ones) or
+the last. No discriminator, no pairs, no sampling.
 
 Signatures (`saved_model_cli show --dir E/1 --all` lists them):
   serving_default  input  mri          float32 [batch, 26, 128, 128, 1], values in [0, 1]

@@ -26,6 +26,7 @@ class TrainConfig:
   split: str = "loso"
   fold: int = 0
   split_seed: int = 0
+  selection_subjects: int = 0  # training subjects set aside to choose the epoch on (0: none)
   seed: int = 0
   model: str = "cmri2spec"
   precision: str = "float32"

@@ -8,7 +8,9 @@
                                                optimizers: moments, step counts, loss scales);
                                                the two newest are kept
   model_dir/checkpoints/state.json             the checkpoints' index: {"epoch", "weights"}
-  model_dir/best.weights.h5, best.json         the epoch with the lowest held-out L1 so far
+  model_dir/best.weights.h5, best.json         the epoch with the lowest L1 so far on the
+                                               selection subjects (--selection_subjects), or
+                                               on the held-out ones without them
   model_dir/logs/                              TensorBoard (Keras's train/ and validation/,
                                                and heldout/ for images and audio)
   model_dir/summary.json                       the training run's result
@@ -73,7 +75,11 @@ EVALUATION_JSON, EVALUATION_CSV, PREDICTIONS_NPZ = ("evaluation.json", "evaluati
                                                     "predictions.npz")
 LOCK = "writer.lock"
 EXPLAIN = "explain"  # attribution strips per held-out subject (evaluation/explaining.py)
-WEIGHTS_CHOICES = ("best", "last")
+# model: the run's model (the epoch chosen on its selection subjects, else the last); best: the
+# epoch with the lowest L1 on the subjects that choose (the selection subjects where the run has
+# them, else the held-out ones: optimistic); last: the last epoch.
+WEIGHTS_CHOICES = ("model", "best", "last")
+MONITORS = ("val_l1", "sel_l1")  # held-out L1, selection-subject L1 (kept with each epoch)
 KEEP_EPOCHS = 2
 # The settings that only continue a run: how long, how loudly, with which pictures and sounds, on
 # which devices, from which cache. Every other field of TrainConfig defines what the run learns
@@ -448,13 +454,21 @@ def read_best(model_dir: str) -> dict:
   return read_json(path(model_dir, BEST_JSON)) or {}
 
 
-def save_best(model: keras.Model, model_dir: str, epoch: int, monitor: str, value: float) -> None:
+def save_best(model: keras.Model, model_dir: str, epoch: int, monitored: dict) -> None:
   save_weights(model, path(model_dir, BEST_WEIGHTS))
-  atomic.write_text(path(model_dir, BEST_JSON), json.dumps({"epoch": epoch, monitor: value}))
+  atomic.write_text(path(model_dir, BEST_JSON), json.dumps({"epoch": epoch} | monitored))
+
+
+def chooses_on_selection(config: TrainConfig) -> bool:
+  """Whether the run's model is the epoch chosen on selection subjects (else the last)."""
+  return config.selection_subjects > 0
 
 
 def weights_file(model_dir: str, which: str) -> tuple[str, int | None]:
-  """(path, epoch) of model_dir's best or last weights; a clear error when there are none."""
+  """(path, epoch) of model_dir's model, best or last weights (WEIGHTS_CHOICES); a clear error
+  when there are none."""
+  if which == "model":
+    which = "best" if chooses_on_selection(load_config(model_dir)) else "last"
   if which == "best":
     best, file = read_best(model_dir), path(model_dir, BEST_WEIGHTS)
     if best and os.path.exists(file):
@@ -495,7 +509,8 @@ def restore_latest(model: keras.Model, model_dir: str) -> int:
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-  """Saves every epoch atomically and keeps the weights with the best held-out L1 (`val_l1`)."""
+  """Saves every epoch atomically, its MONITORS values in the index, and keeps the weights with
+  the lowest `monitor` (held-out `val_l1`, or `sel_l1` on the selection subjects)."""
 
   def __init__(self, model_dir: str, monitor: str = "val_l1"):
     super().__init__()
@@ -508,12 +523,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
       logging.error("epoch %d ended with a non-finite loss %s: not saved; the last good "
                     "checkpoint stays the latest", finished, logs)
       return
-    value = (logs or {}).get(self.monitor)
-    save_epoch(self.model, self.model_dir, finished,
-               None if value is None else {self.monitor: float(value)})
+    monitored = {k: float(logs[k]) for k in MONITORS if k in (logs or {})}
+    save_epoch(self.model, self.model_dir, finished, monitored)
+    value = monitored.get(self.monitor)
     if value is not None and value < self.best:
-      self.best = float(value)
-      save_best(self.model, self.model_dir, finished, self.monitor, self.best)
+      self.best = value
+      save_best(self.model, self.model_dir, finished, monitored)
 
 
 # ------------------------------------------------------------------ models of a run
