@@ -1,5 +1,6 @@
 """Choosing the epoch on selection subjects (`--selection_subjects`): the split, and a training
-run whose model is the epoch with the lowest L1 on subjects it neither trains on nor is scored on."""
+run whose model is the epoch with the lowest L1 on subjects it neither trains on nor is scored
+on."""
 
 import json
 

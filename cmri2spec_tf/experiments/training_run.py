@@ -145,16 +145,15 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
 def summarize(config: TrainConfig, train, heldout, heldout_subjects, baseline: float,
               selection=None) -> dict:
   """summary.json: the last epoch's held-out L1, the best epoch's, and every lookup level on the
-  same windows (from `train`, the fold's training side, selection subjects included). The best epoch is chosen on the selection subjects where the run has them
-  (`chosen_on`: "selection"; the run's model), else on the held-out ones ("heldout":
-  optimistic, and the model is the last epoch)."""
+  same windows (from `train`, the fold's whole training side). The best epoch is chosen on the
+  `selection` subjects where the run has them (`chosen_on`: "selection"; the run's model), else
+  on the held-out ones ("heldout": optimistic, and the model is the last epoch)."""
   best, last = runs.read_best(config.model_dir), runs.read_state(config.model_dir) or {}
   lookups = baselines.lookup_levels(train, heldout, config.val_window_stride)
-  trained_on = set(train.subject_ids)
   chosen = {"chosen_on": "heldout"} if selection is None else {
       "chosen_on": "selection", "selection_subjects": sorted(set(selection.subject_ids)),
       "selection_l1": best.get("sel_l1")}
-  trained_on -= set(chosen.get("selection_subjects", ()))
+  trained_on = set(train.subject_ids) - set(chosen.get("selection_subjects", ()))
   return {"fold": config.fold, "heldout_subjects": heldout_subjects,
           "training_subjects": sorted(trained_on), "epochs": config.epochs,
           "last_epoch": last.get("epoch"), "last_heldout_l1": last.get("val_l1"),
