@@ -192,8 +192,9 @@ def define_training_flags(skip=()) -> None:
       "recipe": lambda: flags.DEFINE_enum(
           "recipe", defaults.recipe, list(RECIPE_NAMES), "How the networks are optimized: "
           "paper (Sec. 3.2: constant learning rates, the last weights) or fast (twice the "
-          "translator's learning rate, an average of its weights for evaluation and export; the "
-          "same layers and objective). docs/training.md."),
+          "translator's learning rate, its gradient clipped to a global norm of 100, an average "
+          "of its weights for evaluation and export; the same layers and objective). "
+          "docs/training.md."),
       "pairing": lambda: flags.DEFINE_enum(
           "pairing", defaults.pairing, list(PAIRINGS), "What one example is: word (the paper's "
           "protocol: a recording or word segment, 26 frames over it, 100 windows of its sound) or "

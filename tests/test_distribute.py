@@ -28,6 +28,8 @@ def test_mirrored_two_replicas_equal_one_device():
   assert report["same_start"] == 0.0
   assert report["max_update"] > 1e-4  # training moved the weights ...
   assert report["max_abs_diff"] < 1e-5, report  # ... and both runs moved them alike
+  # Keras clips before the replicas' gradients are summed: each share at 100 / 2
+  assert report["fast_clipnorm"] == {"single": 100.0, "mirrored": 50.0}
 
 
 def test_batch_size_must_split_evenly_over_replicas():

@@ -1,6 +1,7 @@
 """The optimization recipes (training/recipes.py): the optimizers' settings, and the weight average
 used wherever the model is read."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,11 +21,36 @@ def test_the_paper_recipe_is_sec_3_2_and_the_fast_one_doubles_the_translator_rat
     assert not discriminator.use_ema
   assert not paper.translator_optimizer.use_ema and not paper.keeps_average()
   assert fast.translator_optimizer.use_ema and fast.translator_optimizer.ema_momentum == 0.9
+  assert fast.translator_optimizer.global_clipnorm == 100.0
+  assert paper.translator_optimizer.global_clipnorm is None
+  assert discriminator.global_clipnorm is None
   assert float(build_trainer(recipe="fast", translator_lr=5e-4)
                .translator_optimizer.learning_rate) == pytest.approx(1e-3)
   with pytest.raises(ValueError, match="recipe must be one of"):
     recipes.get("faster")
   assert build_trainer().count_params() == fast.count_params()  # nothing added
+
+
+def test_the_fast_recipe_clips_the_translator_gradient_to_a_global_norm_of_100():
+  """After 300 steps of norm 10, a spike of norm 1000 moves the weights as a norm-100 gradient
+  does, and less than Adam moves them on the whole spike."""
+  def last_step(optimizer, gradients):
+    weights = keras.Variable(np.zeros(8, np.float32))
+    for g in gradients:
+      before = weights.numpy()
+      optimizer.apply([tf.constant(g, tf.float32)], [weights])
+    return weights.numpy() - before
+
+  rng = np.random.default_rng(0)
+  unit = lambda v: v / np.linalg.norm(v)
+  small = [10 * unit(rng.normal(size=8)) for _ in range(300)]
+  spike = 1000 * unit(rng.normal(size=8))
+  plain = lambda: keras.optimizers.Adam(2e-3, beta_1=0.5)
+  clipped = last_step(recipes.translator_adam(recipes.get("fast"), 1e-3, 0.5), small + [spike])
+  np.testing.assert_allclose(clipped, last_step(plain(), small + [spike / 10]), rtol=1e-4,
+                             atol=1e-7)
+  unclipped = last_step(plain(), small + [spike])
+  assert np.linalg.norm(unclipped) > 1.5 * np.linalg.norm(clipped)
 
 
 def _one_pair_batches(n):

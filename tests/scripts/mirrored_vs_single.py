@@ -48,7 +48,16 @@ def main(precision: str, steps: int) -> None:
       "same_start": max(float(np.abs(a - b).max()) for a, b in zip(start, start_m)),
       "max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(single, replicated)),
       "max_update": max(float(np.abs(a - b).max()) for a, b in zip(start, single)),
-      "iterations": int(trainer.translator_optimizer.iterations.numpy())}))
+      "iterations": int(trainer.translator_optimizer.iterations.numpy()),
+      "fast_clipnorm": {"single": fast_clipnorm(tf.distribute.get_strategy()),
+                        "mirrored": fast_clipnorm(mirrored)}}))
+
+
+def fast_clipnorm(strategy: tf.distribute.Strategy) -> float:
+  """The fast recipe's translator clip built under `strategy` (Keras clips each replica's
+  share)."""
+  with strategy.scope():
+    return float(build_trainer(recipe="fast").translator_optimizer.global_clipnorm)
 
 
 if __name__ == "__main__":
