@@ -7,6 +7,7 @@ word are shuffled with the seed and dealt round-robin, so every fold sees both w
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
@@ -38,13 +39,8 @@ def k_folds(subject_ids, words, k: int, seed: int = 0) -> list[Fold]:
   if not 2 <= k <= len(subjects):
     raise ConfigError(f"--split={k}: the number of folds must be between 2 and the number of "
                       f"subjects ({len(subjects)})")
-  rng = np.random.default_rng(seed)
-  assignment, dealt = {}, 0
-  for word in sorted(set(word_of.values())):
-    group = [s for s in subjects if word_of[s] == word]
-    for s in rng.permutation(group):
-      assignment[str(s)] = dealt % k
-      dealt += 1
+  dealt = itertools.chain.from_iterable(_shuffled_by_word(word_of, np.random.default_rng(seed)))
+  assignment = {s: i % k for i, s in enumerate(dealt)}
   return [Fold(i, tuple(s for s in subjects if assignment[s] != i),
                tuple(s for s in subjects if assignment[s] == i)) for i in range(k)]
 
@@ -78,8 +74,13 @@ def selection_subjects(subject_ids, words, k: int, seed: int = 0) -> tuple[str, 
   if not 1 <= k <= len(subjects) - 2:
     raise ConfigError(f"--selection_subjects={k}: must be between 1 and the number of training "
                       f"subjects less 2 ({len(subjects) - 2})")
-  rng = np.random.default_rng([seed, k])
-  groups = [list(rng.permutation([s for s in subjects if word_of[s] == w]))
-            for w in sorted(set(word_of.values()))]
-  dealt = [str(g[i]) for i in range(max(map(len, groups))) for g in groups if i < len(g)]
+  groups = _shuffled_by_word(word_of, np.random.default_rng([seed, k]))
+  dealt = [g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)]
   return tuple(sorted(dealt[:k]))
+
+
+def _shuffled_by_word(word_of: dict, rng) -> list[list[str]]:
+  """Each word's subjects (words and subjects in sorted order), shuffled by `rng`."""
+  subjects = sorted(word_of)
+  return [[str(s) for s in rng.permutation([s for s in subjects if word_of[s] == word])]
+          for word in sorted(set(word_of.values()))]

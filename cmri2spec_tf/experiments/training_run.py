@@ -136,26 +136,26 @@ def _run_claimed(config, resume_dir, strategy, flags_text, epoch_label) -> dict:
     runs.load_weights(model, runs.weights_file(config.model_dir, "best")[0])
   model.use_average()  # training is over: inference reads the average (recipes.py), if any
   runs.save_translator(model, config)
-  summary = summarize(config, fold_train, heldout, heldout_subjects, baseline, selection)
+  summary = summarize(config, fold_train, train, heldout, baseline, selection)
   runs.write_summary(config.model_dir, summary)
   print(final_line(summary))
   return summary
 
 
-def summarize(config: TrainConfig, train, heldout, heldout_subjects, baseline: float,
+def summarize(config: TrainConfig, fold_train, trained, heldout, baseline: float,
               selection=None) -> dict:
   """summary.json: the last epoch's held-out L1, the best epoch's, and every lookup level on the
-  same windows (from `train`, the fold's whole training side). The best epoch is chosen on the
-  `selection` subjects where the run has them (`chosen_on`: "selection"; the run's model), else
-  on the held-out ones ("heldout": optimistic, and the model is the last epoch)."""
+  same windows (from `fold_train`, the fold's whole training side: `trained`, the subjects
+  trained on, and `selection`). The best epoch is chosen on the `selection` subjects where the
+  run has them (`chosen_on`: "selection"; the run's model), else on the held-out ones
+  ("heldout": optimistic, and the model is the last epoch)."""
   best, last = runs.read_best(config.model_dir), runs.read_state(config.model_dir) or {}
-  lookups = baselines.lookup_levels(train, heldout, config.val_window_stride)
+  lookups = baselines.lookup_levels(fold_train, heldout, config.val_window_stride)
   chosen = {"chosen_on": "heldout"} if selection is None else {
       "chosen_on": "selection", "selection_subjects": sorted(set(selection.subject_ids)),
       "selection_l1": best.get("sel_l1")}
-  trained_on = set(train.subject_ids) - set(chosen.get("selection_subjects", ()))
-  return {"fold": config.fold, "heldout_subjects": heldout_subjects,
-          "training_subjects": sorted(trained_on), "epochs": config.epochs,
+  return {"fold": config.fold, "heldout_subjects": list(dict.fromkeys(heldout.subject_ids)),
+          "training_subjects": sorted(set(trained.subject_ids)), "epochs": config.epochs,
           "last_epoch": last.get("epoch"), "last_heldout_l1": last.get("val_l1"),
           "best_epoch": best.get("epoch"), "heldout_l1": best.get("val_l1"), **chosen,
           "mean_spectrogram_l1": baseline, "lookups": lookups}
