@@ -20,8 +20,8 @@ paper's beta_1 of 0.5 a sudden large gradient moves the weights up to (1 - beta_
 sqrt(1 - beta_2), 16 times the learning rate, in one step. Clipped at 100, the first steps do
 not dominate the second moment and a spike moves the weights no further than a gradient of norm
 100 would (without it a run on a seven-word phantom lost about three epochs to such a jump:
-0.0508 at 16 epochs, 0.0487 with it). Keras clips before the replicas' gradients are summed, so under a tf.distribute strategy
-each replica's share is clipped at 100 / replicas.
+0.0508 at 16 epochs, 0.0487 with it, seed 0). Keras clips before the replicas' gradients are
+summed, so under a tf.distribute strategy each replica's share is clipped at 100 / replicas.
 
 Chosen by measurement (docs/results.md): at 16 epochs on the demo fold held-out L1 0.0487 with
 the fast recipe (0.0488 before the clip) against 0.0518 with the paper's. Tried and not kept: a
