@@ -206,6 +206,10 @@ def define_training_flags(skip=()) -> None:
       "same_word_share": lambda: flags.DEFINE_float(
           "same_word_share", defaults.same_word_share, "Share of same-word pairs.",
           lower_bound=0, upper_bound=1),
+      "shift_px": lambda: flags.DEFINE_float(
+          "shift_px", defaults.shift_px, "Augment the training MRI: move each clip's frames "
+          "together by up to this many pixels per axis (uniform, sub-pixel); 0: none, as the "
+          "paper. The held-out MRI is never moved. docs/training.md.", lower_bound=0),
       "pairs_per_epoch": lambda: flags.DEFINE_integer(
           "pairs_per_epoch", None, "Pairs per epoch (default: every training example once).",
           lower_bound=1),

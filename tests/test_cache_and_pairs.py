@@ -147,3 +147,54 @@ def test_examples_dataset_visits_every_window_once(tmp_path, phantom_dir):
   specs = np.concatenate([y.numpy() for _, y in batches])
   assert specs.shape == (200, 64, 64, 1)
   np.testing.assert_array_equal(specs[100:, ..., 0], subset.spectrograms[1].astype(np.float32))
+
+
+def _squares_dataset() -> dataset.ArrayDataset:
+  """4 recordings (2 subjects x 2 words), each a bright 8x8 square at its own place whose
+  brightness grows frame by frame; window w of recording r is filled with the value 10 r + w."""
+  mri = np.zeros((4, 26, 128, 128), np.float16)
+  for r in range(4):
+    mri[r, :, 40 + 10 * r:48 + 10 * r, 50:58] = (np.arange(26)[:, None, None] + 1) / 26
+  spectrograms = np.stack([np.full((5, 64, 64), 0, np.float16) + np.arange(5)[:, None, None]
+                           + 10 * r for r in range(4)]).astype(np.float16) / 64
+  return dataset.ArrayDataset(["A", "A", "B", "B"], ["x", "y", "x", "y"], mri, spectrograms,
+                              SpecParams())
+
+
+def _centroid(image: np.ndarray) -> np.ndarray:
+  rows, columns = np.mgrid[0:image.shape[0], 0:image.shape[1]]
+  return np.array([(rows * image).sum(), (columns * image).sum()]) / image.sum()
+
+
+def test_shift_augmentation_moves_each_clip_by_its_drawn_shift():
+  data = _squares_dataset()
+  plain = list(pairs.pairs_dataset(data, batch_size=4, seed=5))
+  moved = list(pairs.pairs_dataset(data, batch_size=4, seed=5, shift_px=3.0))
+  drawn_pairs, drawn_shifts = next(pairs._EpochPairs(data, 0.5, 5, 0, None, 3.0)())
+  assert np.abs(drawn_shifts).max() <= 3.0 and np.abs(drawn_shifts).max() > 1.0
+  for b, (plain_batch, moved_batch) in enumerate(zip(plain, moved)):
+    # The same pairs and sounds as without augmentation; only the MRI moves.
+    for key in ("spec_a", "spec_b", "same_word"):
+      np.testing.assert_array_equal(plain_batch[key], moved_batch[key])
+    for k in range(4):
+      row = 4 * b + k
+      for member, column in (("a", 0), ("b", 2)):
+        original = data.mri[drawn_pairs[row, column]].astype(np.float32)
+        np.testing.assert_array_equal(plain_batch[f"mri_{member}"][k, ..., 0], original)
+        shifted = moved_batch[f"mri_{member}"][k, ..., 0].numpy()
+        want = drawn_shifts[row, 2 * (member == "b"):2 * (member == "b") + 2]
+        for t in (0, 12, 25):  # every frame moves alike, its brightness kept
+          np.testing.assert_allclose(_centroid(shifted[t]) - _centroid(original[t]), want,
+                                     atol=0.02)
+          np.testing.assert_allclose(shifted[t].sum(), original[t].sum(), rtol=1e-4)
+
+
+def test_shift_augmentation_is_the_same_for_an_epoch_in_any_run():
+  data = _squares_dataset()
+  whole = pairs.pairs_dataset(data, batch_size=4, seed=2, shift_px=2.0)
+  list(whole)
+  second = list(whole)
+  resumed = list(pairs.pairs_dataset(data, batch_size=4, seed=2, shift_px=2.0, first_epoch=1))
+  for a, b in zip(second, resumed):
+    np.testing.assert_array_equal(a["mri_a"], b["mri_a"])
+    np.testing.assert_array_equal(a["mri_b"], b["mri_b"])

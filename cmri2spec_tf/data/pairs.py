@@ -7,13 +7,17 @@ recording of a *different subject*, of the same word with probability `same_word
 a subject exists), else of the other word. The KL term (eq. 2) is applied to same-word pairs only.
 
 Index sampling is NumPy, seeded by (seed, epoch), so epoch e has the same pairs in any run
-(resume included); gathering the arrays runs in the graph. The float16 storage is expanded to
+(resume included); gathering the arrays runs in the graph. `shift_px` > 0 augments the training
+MRI (`shifted`): each member's 26 frames move together by an in-plane shift drawn uniformly in
+[-shift_px, shift_px] pixels per axis (sub-pixel, bilinear), drawn from the same (seed, epoch)
+generator after the pairs, so the pairs are those of a run without it. The float16 storage is expanded to
 float32 in NumPy once per pipeline (exact): no float16 op reaches TensorFlow's CPU kernels,
 whose oneDNN check logs an error line for them on CPUs without AVX-512 FP16.
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -53,39 +57,50 @@ class _EpochPairs:
   """Generator factory for tf.data: each new iteration (epoch) draws that epoch's pairs."""
 
   def __init__(self, data: ArrayDataset, same_word_share: float, seed: int, first_epoch: int,
-               pairs_per_epoch: int | None):
+               pairs_per_epoch: int | None, shift_px: float = 0.0):
     self._data, self._share, self._seed = data, same_word_share, seed
-    self._limit = pairs_per_epoch
+    self._limit, self._shift_px = pairs_per_epoch, shift_px
     self.next_epoch = first_epoch
 
   def __call__(self):
+    """Yields (pairs int64 [N, 5], shifts float32 [N, 4]: rows and columns of member a, then of
+    member b; zeros without augmentation)."""
     rng = np.random.default_rng([self._seed, self.next_epoch])
     self.next_epoch += 1
     epoch_pairs = sample_pairs(self._data.subject_ids, self._data.pair_keys,
-                               self._data.spectrograms.shape[1], self._share, rng)
-    yield epoch_pairs[:self._limit]
+                               self._data.spectrograms.shape[1], self._share, rng)[:self._limit]
+    shifts = np.zeros((len(epoch_pairs), 4), np.float32)
+    if self._shift_px:
+      shifts[:] = rng.uniform(-self._shift_px, self._shift_px, shifts.shape)
+    yield epoch_pairs, shifts
 
 
 def pairs_dataset(data: ArrayDataset, batch_size: int, same_word_share: float = 0.5,
                   seed: int = 0, first_epoch: int = 0, pairs_per_epoch: int | None = None,
-                  deterministic: bool = False) -> tf.data.Dataset:
+                  deterministic: bool = False, shift_px: float = 0.0) -> tf.data.Dataset:
   """Batches of dicts with PAIR_KEYS: mri_* [B,26,128,128,1], spec_* [B,64,64,1], same_word [B].
 
   One pass over the dataset is one epoch; iterate it again for the next (Keras `fit` does).
   `pairs_per_epoch` keeps the first N of an epoch's shuffled pairs (short epochs on a CPU).
   Incomplete last batches are dropped so every step has the same shape. `deterministic`: the
   run enabled TensorFlow's op determinism (the map then runs sequentially, see _parallel_calls).
+  `shift_px`: the MRI augmentation (module docstring; 0: none, the paper's pipeline).
   """
   mri, spec = _as_float32_constant(data.mri), _as_float32_constant(data.spectrograms)
   indices = tf.data.Dataset.from_generator(
-      _EpochPairs(data, same_word_share, seed, first_epoch, pairs_per_epoch),
-      output_signature=tf.TensorSpec([None, 5], tf.int64)).unbatch()
+      _EpochPairs(data, same_word_share, seed, first_epoch, pairs_per_epoch, shift_px),
+      output_signature=(tf.TensorSpec([None, 5], tf.int64),
+                        tf.TensorSpec([None, 4], tf.float32))).unbatch()
 
-  def gather(idx):
+  def member_mri(rows, shift):
+    clips = tf.gather(mri, rows)
+    return _expand(shifted(clips, shift) if shift_px else clips)
+
+  def gather(idx, shifts):
     return {
-        "mri_a": _expand(tf.gather(mri, idx[:, 0])),
+        "mri_a": member_mri(idx[:, 0], shifts[:, 0:2]),
         "spec_a": _expand(tf.gather_nd(spec, idx[:, 0:2])),
-        "mri_b": _expand(tf.gather(mri, idx[:, 2])),
+        "mri_b": member_mri(idx[:, 2], shifts[:, 2:4]),
         "spec_b": _expand(tf.gather_nd(spec, idx[:, 2:4])),
         "same_word": tf.cast(idx[:, 4], tf.float32),
     }
@@ -131,6 +146,20 @@ def recordings_dataset(data: ArrayDataset, batch_size: int,
   spec = data.spectrograms[:, ::window_stride].astype(np.float32)[..., None]
   return (tf.data.Dataset.from_tensor_slices((mri, spec)).batch(batch_size)
           .prefetch(tf.data.AUTOTUNE))
+
+
+def shifted(clips: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
+  """clips [B, T, H, W] moved in-plane by shifts [B, 2] (rows down, columns right; pixels,
+  fractions by bilinear interpolation), all T frames of a clip alike; the edge pixels extend
+  into what comes in. The anatomy's size is left as it is: it carries the vocal tract's length."""
+  frames_last = tf.transpose(clips, [0, 2, 3, 1])  # the frames as channels: one shift per clip
+  ones, zeros = tf.ones_like(shifts[:, :1]), tf.zeros_like(shifts[:, :1])
+  # Keras's row maps each output pixel (x, y) to the input point (x - columns, y - rows).
+  transform = tf.concat([ones, zeros, -shifts[:, 1:], zeros, ones, -shifts[:, :1], zeros, zeros],
+                        axis=1)
+  moved = keras.ops.image.affine_transform(frames_last, transform, interpolation="bilinear",
+                                           fill_mode="nearest", data_format="channels_last")
+  return tf.transpose(moved, [0, 3, 1, 2])
 
 
 def _as_float32_constant(stored: np.ndarray) -> tf.Tensor:

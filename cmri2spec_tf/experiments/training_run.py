@@ -206,7 +206,8 @@ def _fit(model, config, train, heldout, selection, done, epoch_label=None):
   train_pairs = pairs.pairs_dataset(train, config.batch_size, config.same_word_share,
                                     config.seed, first_epoch=done,
                                     pairs_per_epoch=config.pairs_per_epoch,
-                                    deterministic=config.deterministic)
+                                    deterministic=config.deterministic,
+                                    shift_px=config.shift_px)
   heldout_recordings = pairs.recordings_dataset(heldout, batch_size=8,
                                                 window_stride=config.val_window_stride)
   logs = runs.tensorboard_dirs(config.model_dir)

@@ -43,6 +43,7 @@ class TrainConfig:
   pairing: str = "word"  # "word": the paper's protocol; "time": clips of whole recordings
   clip_hop_s: float = 0.25  # --pairing=time: a clip starts every this many seconds
   same_word_share: float = 0.5
+  shift_px: float = 0.0  # training MRI moved in-plane by up to this many pixels (0: the paper's)
   pairs_per_epoch: int | None = None
   val_window_stride: int = 1
   cache_dir: str | None = None
