@@ -28,7 +28,8 @@ the fast recipe (0.0488 before the clip) against 0.0518 with the paper's. Tried 
 warm-up and cosine decay with augmentation (0.0568), the fast recipe with a cosine decay
 (0.0509), starting the decoder at the mean spectrogram (it stays there: 0.0602 after 4 epochs),
 smaller batches (the same level sooner, then overfitting), a longer weight average, weight
-decay and MRI augmentation (no lower).
+decay and MRI augmentation (no lower). Moving the training MRI is not part of any recipe: it is
+the data's option `--shift_px` (data/pairs.py), which demo.cfg adds to the fast recipe.
 """
 
 from __future__ import annotations
