@@ -7,12 +7,14 @@ recording of a *different subject*, of the same word with probability `same_word
 a subject exists), else of the other word. The KL term (eq. 2) is applied to same-word pairs only.
 
 Index sampling is NumPy, seeded by (seed, epoch), so epoch e has the same pairs in any run
-(resume included); gathering the arrays runs in the graph. `shift_px` > 0 augments the training
-MRI (`shifted`): each member's 26 frames move together by an in-plane shift drawn uniformly in
-[-shift_px, shift_px] pixels per axis (sub-pixel, bilinear), drawn from the same (seed, epoch)
-generator after the pairs, so the pairs are those of a run without it. The float16 storage is expanded to
+(resume included); gathering the arrays runs in the graph. The float16 storage is expanded to
 float32 in NumPy once per pipeline (exact): no float16 op reaches TensorFlow's CPU kernels,
 whose oneDNN check logs an error line for them on CPUs without AVX-512 FP16.
+
+Augmentation (not in the paper; `shift_px` > 0, `--shift_px`): each member's 26 frames move
+together by an in-plane shift drawn uniformly in [-shift_px, shift_px] pixels per axis
+(`shifted`), drawn from the same (seed, epoch) generator after the pairs, so the pairs are those
+of a run without it and a resumed run sees the same shifts. Test examples are never moved.
 """
 
 from __future__ import annotations
