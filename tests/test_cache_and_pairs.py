@@ -152,12 +152,12 @@ def test_examples_dataset_visits_every_window_once(tmp_path, phantom_dir):
 
 def _squares_dataset() -> dataset.ArrayDataset:
   """4 recordings (2 subjects x 2 words), each a bright 8x8 square at its own place whose
-  brightness grows frame by frame; window w of recording r is filled with the value 10 r + w."""
+  brightness grows frame by frame; window w of recording r is filled with (10 r + w) / 64."""
   mri = np.zeros((4, 26, 128, 128), np.float16)
   for r in range(4):
     mri[r, :, 40 + 10 * r:48 + 10 * r, 50:58] = (np.arange(26)[:, None, None] + 1) / 26
-  spectrograms = np.stack([np.full((5, 64, 64), 0, np.float16) + np.arange(5)[:, None, None]
-                           + 10 * r for r in range(4)]).astype(np.float16) / 64
+  windows = (10 * np.arange(4)[:, None] + np.arange(5)[None, :]) / 64
+  spectrograms = np.broadcast_to(windows[..., None, None], (4, 5, 64, 64)).astype(np.float16)
   return dataset.ArrayDataset(["A", "A", "B", "B"], ["x", "y", "x", "y"], mri, spectrograms,
                               SpecParams())
 
@@ -179,11 +179,11 @@ def test_shift_augmentation_moves_each_clip_by_its_drawn_shift():
       np.testing.assert_array_equal(plain_batch[key], moved_batch[key])
     for k in range(4):
       row = 4 * b + k
-      for member, column in (("a", 0), ("b", 2)):
+      for member, column in (("a", 0), ("b", 2)):  # the pair's and the shifts' columns
         original = data.mri[drawn_pairs[row, column]].astype(np.float32)
         np.testing.assert_array_equal(plain_batch[f"mri_{member}"][k, ..., 0], original)
         shifted = moved_batch[f"mri_{member}"][k, ..., 0].numpy()
-        want = drawn_shifts[row, 2 * (member == "b"):2 * (member == "b") + 2]
+        want = drawn_shifts[row, column:column + 2]
         for t in (0, 12, 25):  # every frame moves alike, its brightness kept
           np.testing.assert_allclose(_centroid(shifted[t]) - _centroid(original[t]), want,
                                      atol=0.02)
