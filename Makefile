@@ -16,6 +16,9 @@ $(STAMP): requirements.lock requirements-runtime.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	@# librosa's compiled functions into numba's cache now (~40 s on 2 cores, once) rather than
+	@# at the first command or test that computes speech (base/numba_cache.py)
+	$(BIN)/python -c "from cmri2spec_tf.base import numba_cache; numba_cache.librosa()"
 	touch $(STAMP)
 
 # A GPU workstation without Docker (Linux x86-64, NVIDIA driver installed): the same
