@@ -229,8 +229,8 @@ def define_training_flags(skip=()) -> None:
           "vocoder", defaults.vocoder, "A vocoder folder (python -m cmri2spec_tf.vocoder) for "
           "the TensorBoard audio (default: Griffin-Lim)."),
       "n_images": lambda: flags.DEFINE_integer(
-          "n_images", defaults.n_images, "Held-out examples shown in TensorBoard.",
-          lower_bound=1),
+          "n_images", defaults.n_images, "Held-out examples shown in TensorBoard (0: no "
+          "pictures or sound, only the scalars: for runs nobody watches).", lower_bound=0),
       "verbose": lambda: flags.DEFINE_integer(
           "verbose", defaults.verbose, "Keras fit verbosity: 0, 1 (bar), 2 (line).",
           lower_bound=0, upper_bound=2),

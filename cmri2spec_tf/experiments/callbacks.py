@@ -20,7 +20,8 @@ class HeldOutImages(keras.callbacks.Callback):
   metrics of the predicted sound against it (heldout_speech/stoi, estoi, mcd, pesq: means over
   the examples). With `latent` (latents.LatentInputs: every recording's MRI, words, colours) and a
   model with an encoder, the images epochs also get latent/pca (latents.latent_png). Epoch 1
-  always gets everything. Own writer under `log_dir` (not shared with Keras's TensorBoard)."""
+  always gets everything. No examples (`--n_images=0`): the learning rates only. Own writer under
+  `log_dir` (not shared with Keras's TensorBoard)."""
 
   def __init__(self, log_dir: str, mri: np.ndarray, spectrograms: np.ndarray, names: list[str],
                params: SpecParams, every: int = 1, audio_every: int = 5, vocoder=None,
@@ -39,7 +40,9 @@ class HeldOutImages(keras.callbacks.Callback):
     with self.writer.as_default(step=step):
       for name, optimizer in self.model.optimizers_by_name().items():
         tf.summary.scalar(f"learning_rate/{name}", _value(optimizer.learning_rate))
-      images, sound = step % self.every == 0 or step == 1, step % self.audio_every == 0 or step == 1
+      shown = len(self.names) > 0
+      images = shown and (step % self.every == 0 or step == 1)
+      sound = shown and (step % self.audio_every == 0 or step == 1)
       predictions = self.model.predict_on_batch(self.mri) if images or sound else None
       if images:
         tf.summary.image("heldout/truth_prediction_error", self._images(predictions),
@@ -98,9 +101,11 @@ def held_out_picks(heldout, n_examples: int) -> list[tuple[int, int]]:
 
 
 def held_out_examples(heldout, picks: list[tuple[int, int]]):
-  """(mri [n, 26, 128, 128, 1], spectrograms [n, 64, 64, 1], names) of the picks."""
-  mri = np.stack([heldout.mri[r] for r, _ in picks]).astype(np.float32)[..., None]
-  spec = np.stack([heldout.spectrograms[r, k] for r, k in picks]).astype(np.float32)[..., None]
+  """(mri [n, 26, 128, 128, 1], spectrograms [n, 64, 64, 1], names) of the picks (n may be 0)."""
+  mri = np.array([heldout.mri[r] for r, _ in picks], np.float32).reshape(
+      (len(picks), *heldout.mri.shape[1:], 1))
+  spec = np.array([heldout.spectrograms[r, k] for r, k in picks], np.float32).reshape(
+      (len(picks), *heldout.spectrograms.shape[2:], 1))
   names = [f"{heldout.subject_ids[r]} window {k}" for r, k in picks]
   return mri, spec, names
 

@@ -235,8 +235,11 @@ def _fit(model, config, train, heldout, selection, done, epoch_label=None):
                        keras.callbacks.TerminateOnNaN(), *lines])
 
 
-def example_audio(config: TrainConfig, heldout, picks) -> np.ndarray:
-  """[n, window_samples]: the recordings' own audio of the TensorBoard examples' windows."""
+def example_audio(config: TrainConfig, heldout, picks) -> np.ndarray | None:
+  """[n, window_samples]: the recordings' own audio of the TensorBoard examples' windows; None
+  for no examples."""
+  if not picks:
+    return None
   return np.stack([dataset_lib.window_audio(heldout, config.data_dir, [r], [k])[0, 0]
                    for r, k in picks])
 
