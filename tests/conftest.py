@@ -55,6 +55,11 @@ def phantom_dir(tmp_path_factory):
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# For the training commands of tests that read no TensorBoard pictures or sound (half of a smoke
+# run's time is drawing and voicing them): the scalars are still written.
+NO_PICTURES = "--n_images=0"
+
+
 def smoke_command(tmp_path, *extra):
   """The train command on configs/smoke.cfg with everything under tmp_path."""
   return [sys.executable, "-m", "cmri2spec_tf.train", f"--flagfile={REPO}/configs/smoke.cfg",

@@ -1,6 +1,7 @@
 """Crash safety: SIGKILL in the middle of each checkpoint write and at a random moment; every
-restart resumes, and the last one finishes all epochs with a valid best checkpoint. A corrupt
-latest checkpoint falls back to the one before it."""
+restart resumes (from the last saved epoch's weights exactly, without training that epoch
+again), and the last one finishes all epochs with a valid best checkpoint. A corrupt latest
+checkpoint falls back to the one before it."""
 
 import json
 import os
@@ -12,9 +13,10 @@ from unittest import mock
 
 import h5py
 
+from cmri2spec_tf.experiments.training_run import weights_fingerprint
 from cmri2spec_tf.training import runs
 from cmri2spec_tf.training.trainer import build_trainer
-from tests.conftest import REPO, smoke_command
+from tests.conftest import NO_PICTURES, REPO, smoke_command
 from tests import launcher
 
 CRASH_RUN = os.path.join(REPO, "tests", "scripts", "crash_run.py")
@@ -51,6 +53,7 @@ def _loadable(path):
 
 
 def test_sigkill_at_each_write_and_at_random_then_resume(tmp_path, smoke_data):
+  smoke_data = [*smoke_data, NO_PICTURES]
   run_dir = tmp_path / "run"
   # 1. Half of epoch 1's checkpoint written: nothing counts as saved, no state yet.
   _crash(tmp_path, smoke_data, "in_epoch_write", 1)
@@ -62,14 +65,21 @@ def test_sigkill_at_each_write_and_at_random_then_resume(tmp_path, smoke_data):
   # 3. Epoch 1 saved, then killed while writing best.weights.h5: best.json not written yet.
   _crash(tmp_path, smoke_data, "in_best_write", 1)
   assert _state(run_dir)["epoch"] == 1 and not (run_dir / "best.json").exists()
-  # 4. Killed at a random moment of the resumed run (seeded, so the test is repeatable).
+  saved = build_trainer()  # what epoch 1 left, read before any later run can touch it
+  saved.load_weights(str(run_dir / "checkpoints" / "epoch-0001.weights.h5"))
+  # 4. Killed at a random moment of the resumed run (seeded, so the test is repeatable): it
+  # started from epoch 1's weights exactly and did not train epoch 1 again.
   out = _kill_after(tmp_path, smoke_data, random.Random(7).uniform(5, 11))
-  assert "resumed after epoch 1" in out, out[-3000:]
+  assert "resumed after epoch 1" in out and "starting epoch 2" in out, out[-3000:]
+  assert "Epoch 1/2" not in out
+  printed = float(out.split("weights fingerprint ")[1].split(")")[0])
+  assert abs(printed - weights_fingerprint(saved)) <= 1e-6 * abs(printed)
   # 5. The same command finishes the run.
   final = launcher.run(smoke_command(tmp_path, *smoke_data), cwd=REPO, capture_output=True, text=True,
                        timeout=600)
   assert final.returncode == 0, final.stderr[-3000:]
   assert _state(run_dir)["epoch"] == 2
+  assert "Epoch 1/2" not in final.stdout and "Epoch 2/2" in out + final.stdout
   best = json.loads((run_dir / "best.json").read_text())
   assert best["epoch"] in (1, 2) and 0 < best["val_l1"] < 1
   assert _loadable(run_dir / "best.weights.h5")

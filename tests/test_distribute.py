@@ -13,7 +13,7 @@ import pytest
 
 from cmri2spec_tf.training import distribute
 
-from .conftest import REPO, smoke_command
+from .conftest import NO_PICTURES, REPO, smoke_command
 from tests import launcher
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
@@ -73,7 +73,7 @@ def test_two_local_workers_finish_with_equal_weights(smoke_run, tmp_path):
   smoke_dir = smoke_run[0].parent  # reuse the smoke run's phantom and cache (read only)
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
   command = smoke_command(tmp_path, f"--data_dir={smoke_dir}/data",
-                          f"--cache_dir={smoke_dir}/cache", "--strategy=multi_worker")
+                          f"--cache_dir={smoke_dir}/cache", "--strategy=multi_worker", NO_PICTURES)
   workers = []
   for index in range(2):
     env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster,

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from cmri2spec_tf.training import runs
-from tests.conftest import REPO
+from tests.conftest import NO_PICTURES, REPO
 from tests import launcher
 
 SMOKE = os.path.join(REPO, "configs", "smoke.cfg")
@@ -44,7 +44,7 @@ def _train(config, model_dir, *extra, limit_bytes=None, timeout=600):
   """The train command on the smoke config with the shared run's data and cache."""
   command = [sys.executable, "-m", "cmri2spec_tf.train", f"--flagfile={SMOKE}",
              f"--data_dir={config['data_dir']}", f"--cache_dir={config['cache_dir']}",
-             f"--model_dir={model_dir}", *extra]
+             f"--model_dir={model_dir}", NO_PICTURES, *extra]
   return launcher.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                       file_size_limit=limit_bytes)
 
@@ -190,7 +190,7 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_stale_lock(smoke_
   copy, config = _copy_run(smoke_run, tmp_path)
   command = [sys.executable, "-m", "cmri2spec_tf.train", f"--flagfile={SMOKE}",
              f"--data_dir={config['data_dir']}", f"--cache_dir={config['cache_dir']}",
-             f"--model_dir={copy}", "--epochs=6"]
+             f"--model_dir={copy}", "--epochs=6", NO_PICTURES]
   first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
   try:

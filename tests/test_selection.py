@@ -14,7 +14,7 @@ from cmri2spec_tf.base.errors import ConfigError
 from cmri2spec_tf.data import splits
 from cmri2spec_tf.training import runs
 from tests import launcher
-from tests.conftest import smoke_command
+from tests.conftest import NO_PICTURES, smoke_command
 
 
 def test_selection_subjects_are_stratified_deterministic_and_leave_two():
@@ -43,7 +43,8 @@ def selection_run(tmp_path_factory):
   """6 phantom subjects, 2 folds: 3 training subjects, 1 of them set aside; 3 epochs."""
   out = tmp_path_factory.mktemp("selection")
   result = launcher.run(smoke_command(out, "--phantom_ageese=3", "--phantom_asouk=3",
-                                      "--selection_subjects=1", "--epochs=3"), timeout=600)
+                                      "--selection_subjects=1", "--epochs=3", NO_PICTURES),
+                        timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   return out / "run", result
 
