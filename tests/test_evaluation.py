@@ -23,6 +23,7 @@ from cmri2spec_tf.models.lip2audspec import build_lip2audspec
 from cmri2spec_tf.models.translator import build_decoder, build_encoder
 from cmri2spec_tf.training.trainer import build_trainer
 from tests import launcher
+from tests.conftest import _command_into, _completed, shared
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -147,19 +148,26 @@ def test_lip2audspec_trains_through_the_same_trainer():
 
 def _ablation_command(tmp_path, out="out", *extra):
   """The same small study for every ablation test: 2 trained rows x fold 0 of 2, seed 0,
-  deterministic (so any split of its jobs over processes gives the same numbers)."""
+  deterministic (so any split of its jobs over processes gives the same numbers), without
+  TensorBoard pictures (nothing here reads them)."""
   return [sys.executable, "-m", "cmri2spec_tf.ablation", f"--data_dir={tmp_path}/data",
           f"--out_dir={tmp_path}/{out}", f"--cache_dir={tmp_path}/cache", "--phantom",
           "--phantom_ageese=2", "--phantom_asouk=2", "--split=2", "--epochs=1", "--batch_size=2",
-          "--pairs_per_epoch=4", "--val_window_stride=20", "--n_images=1", "--seeds=0", "--folds=0",
+          "--pairs_per_epoch=4", "--val_window_stride=20", "--n_images=0", "--seeds=0", "--folds=0",
           "--deterministic", "--audio_windows=1",
           "--methods=lip2audspec,ours_no_pair_no_gan,mean,nearest_neighbour", *extra]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def killed_and_resumed_study(tmp_path_factory):
-  """The study, killed after its first job and run again: (tmp_path, the second run)."""
-  tmp_path = tmp_path_factory.mktemp("study")
+  """The study, killed after its first job and run again: (its folder, the second run), made
+  once per test run whichever xdist worker asks first (conftest.shared). Tests write only
+  into folders of their own under it."""
+  folder = shared(tmp_path_factory, "study", _kill_and_resume_study)
+  return folder, _completed(folder)
+
+
+def _kill_and_resume_study(tmp_path):
   first = tmp_path / "out" / "lip2audspec" / "seed-0" / "fold-0" / runs.EVALUATION_JSON
   process = subprocess.Popen(_ablation_command(tmp_path), cwd=REPO, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -171,11 +179,8 @@ def killed_and_resumed_study(tmp_path_factory):
   process.wait()
   first_written = first.stat().st_mtime_ns
   assert not (tmp_path / "out" / study.TABLE_MD).exists()
-  result = launcher.run(_ablation_command(tmp_path), cwd=REPO, capture_output=True, text=True,
-                        timeout=600)
-  assert result.returncode == 0, result.stderr[-3000:]
+  _command_into(tmp_path, _ablation_command(tmp_path))
   assert first.stat().st_mtime_ns == first_written  # the finished job was not redone
-  return tmp_path, result
 
 
 def test_ablation_resumes_after_kill_and_writes_table(killed_and_resumed_study):
