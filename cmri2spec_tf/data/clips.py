@@ -173,7 +173,8 @@ def _recording_clips(record, params, hop_s, cache_dir):
     if cached is None:
       frames, target = read_clip(record, clip, sound.waveform, params)
       window = sound.waveform[clip.first_sample:clip.first_sample + params.window_samples]
-      cached = {"mri": frames.astype(np.float16), "spectrograms": target[None].astype(np.float16),
+      cached = {"mri": np.ascontiguousarray(frames, np.float16),  # as the cache gives them back
+                "spectrograms": np.ascontiguousarray(target[None], np.float16),
                 "audio": window.astype(np.float32)}
       cache_lib.save(cache_dir, key, cached)
       decoded += 1

@@ -223,7 +223,11 @@ def record_key(record: manifest_lib.Record, params: spectrogram.SpecParams) -> s
 
 
 def _cache_arrays(frames, targets, summary) -> dict[str, np.ndarray]:
-  return {"mri": frames.astype(np.float16), "spectrograms": targets.astype(np.float16),
+  """C-ordered, as the cache gives them back: a run that decodes and one that reads the cache
+  then sum in the same order (librosa's mel frames come transposed; float32 sums such as the
+  output bias's mean differ in the last bits between the two layouts)."""
+  return {"mri": np.ascontiguousarray(frames, np.float16),
+          "spectrograms": np.ascontiguousarray(targets, np.float16),
           "timing": summary.timing.to_array()}
 
 
