@@ -102,10 +102,9 @@ def held_out_picks(heldout, n_examples: int) -> list[tuple[int, int]]:
 
 def held_out_examples(heldout, picks: list[tuple[int, int]]):
   """(mri [n, 26, 128, 128, 1], spectrograms [n, 64, 64, 1], names) of the picks (n may be 0)."""
-  mri = np.array([heldout.mri[r] for r, _ in picks], np.float32).reshape(
-      (len(picks), *heldout.mri.shape[1:], 1))
-  spec = np.array([heldout.spectrograms[r, k] for r, k in picks], np.float32).reshape(
-      (len(picks), *heldout.spectrograms.shape[2:], 1))
+  rows, windows = [r for r, _ in picks], [k for _, k in picks]
+  mri = heldout.mri[rows].astype(np.float32)[..., None]
+  spec = heldout.spectrograms[rows, windows].astype(np.float32)[..., None]
   names = [f"{heldout.subject_ids[r]} window {k}" for r, k in picks]
   return mri, spec, names
 
