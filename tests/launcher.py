@@ -1,20 +1,25 @@
 """Runs `python -m cmri2spec_tf.COMMAND ...` for the tests without paying TensorFlow's import
 (~5 s on 2 cores) per command: a launcher process imports TensorFlow, Keras and the package's
-libraries once, computes nothing, and forks one child per command. The child is a real process
-(its own pid, exit status, stdout and stderr files, working folder and environment) that runs
-the command module as `__main__`, as `python -m` does.
+libraries once (librosa too, its compiled numba functions loaded from numba's cache: ~4 s less
+per command that computes speech), and forks one child per command. The child is a real
+process (its own pid, exit status, stdout and stderr files, working folder and environment)
+that runs the command module as `__main__`, as `python -m` does.
 
 `run(args, ...)` has subprocess.run's signature for what the tests use. It forks only commands
-of this package and the tests' own scripts (tests/scripts/*.py) without an `env=` of their own (what TensorFlow reads at import time would not
-reach a child of an already-imported process); everything else, and every test that needs
-signals sent to a process it started, uses subprocess directly.
+of this package and the tests' own scripts (tests/scripts/*.py) without an `env=` of their own
+(what TensorFlow reads at import time would not reach a child of an already-imported process);
+everything else, and every test that needs signals sent to a process it started, uses
+subprocess directly.
 
 Fork safety: the launcher never runs a TensorFlow op (no runtime, no thread pools): a child
-starts from an interpreter in the state `import` left it in, as a fresh `python -m` would.
+starts from an interpreter in the state `import` left it in, as a fresh `python -m` would. The
+one computation it does is numba_cache's warm-up of librosa's functions on tiny inputs (numpy
+and single-threaded numba code, as every speech command does first).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -35,7 +40,10 @@ PRELOAD = ("tensorflow", "keras", "numpy", "scipy.signal", "h5py", "PIL.Image", 
            "cmri2spec_tf.data.dataset", "cmri2spec_tf.data.sources",
            "cmri2spec_tf.evaluation.evaluation", "cmri2spec_tf.evaluation.listening",
            "cmri2spec_tf.speech.speech_metrics", "cmri2spec_tf.speech.vocoders",
-           "cmri2spec_tf.serving.inference", "cmri2spec_tf.serving.savedmodel")
+           "cmri2spec_tf.serving.inference", "cmri2spec_tf.serving.savedmodel",
+           "librosa.feature.inverse", "librosa.filters", "librosa.sequence", "pystoi",
+           "soundfile")
+OPTIONAL = ("pesq",)  # an extra: its commands run without it
 
 _launcher: subprocess.Popen | None = None
 
@@ -214,8 +222,14 @@ def _serve() -> None:
   cli.set_environment_defaults()  # as every command does, before TensorFlow loads
   import importlib
 
+  from cmri2spec_tf.base import numba_cache
+
+  numba_cache.librosa()  # librosa with its compiled functions loaded, as a speech command's
   for name in PRELOAD:
     importlib.import_module(name)
+  for name in OPTIONAL:
+    with contextlib.suppress(ImportError):
+      importlib.import_module(name)
   replies.write(json.dumps({"ready": True}) + "\n")
   for line in requests:
     request = json.loads(line)
