@@ -65,7 +65,8 @@ def test_each_clip_frames_and_window_cover_the_same_time_span(tmp_path):
     inside = [t for t in FLASHES_S if clip.start_s + 0.05 < t < clip.end_s - 0.05]
     if len(inside) != 1:
       continue
-    frames, target = clips.read_clip(record, clip, sound.waveform, params)
+    [frames] = clips.clip_frames(record, [clip])
+    target = clips.clip_target(sound.waveform, clip, params)
     assert frames.shape == (26, 128, 128) and target.shape == (64, 64)
     frame_time = clip.start_s + np.argmax(frames.mean(axis=(1, 2))) * clip_s / 25
     audio_time = clip.start_s + np.argmax(target.sum(axis=0)) * params.hop_length / SR

@@ -279,3 +279,31 @@ def test_segment_padding_is_clamped_at_both_ends_of_the_recording():
                                  ["a", "b"], choice)
   assert [(r["start_s"], r["end_s"]) for r in rows] == [("0.0000", "0.9000"),
                                                         ("3.2000", "4.0000")]
+
+
+def test_neighbouring_segments_of_a_video_are_decoded_together_and_read_the_same(
+    tmp_path, monkeypatch):
+  """read_segments (what time-aligned clips and whole-utterance evaluation read) gives the same
+  arrays as one read_mri per segment, bit for bit, on a variable-rate video whose first frame is
+  at 0.3 s and that freezes for 0.4 s, and decodes it from one seek per READ_SPAN_S of segments
+  (3 s here), not one per segment; every segment's frames show its own times, also those that
+  start or end in the freeze (its frame and the next are read around it)."""
+  times = np.concatenate([np.arange(0.3, 2.0, 0.02), [2.4], np.arange(2.42, 5.4, 0.04)])
+  video = write_video(tmp_path / "vfr.mp4", times)
+  segments = [(start, start + 0.952) for start in np.arange(0.3, 4.4, 0.5)]  # 9 clips
+  monkeypatch.setattr(sources, "READ_SPAN_S", 3.0)
+  decodes = []
+  decode = sources._decode
+  monkeypatch.setattr(sources, "_decode", lambda *a: decodes.append(a[2]) or decode(*a))
+  together = list(sources.read_segments(video, None, segments))
+  assert [(w.start_s, round(w.end_s, 3)) for w in decodes] == [(0.3, 3.252), (2.8, 5.252)]
+  decodes.clear()
+  alone = [sources.read_mri(video, None, segment).frames for segment in segments]
+  assert len(decodes) == len(segments)  # the per-segment read: a seek each
+  for segment, frames, reference in zip(segments, together, alone):
+    assert np.array_equal(frames, reference), segment
+    np.testing.assert_allclose(times_of(frames), np.linspace(*segment, 26), atol=0.03)
+  array = tmp_path / "take.npy"
+  np.save(array, np.stack([marker_frame(t) for t in np.arange(0, 3.0, 0.02)]))
+  for segment, frames in zip(segments[:3], sources.read_segments(array, 50.0, segments[:3])):
+    assert np.array_equal(frames, sources.read_mri(array, 50.0, segment).frames)

@@ -13,8 +13,8 @@ alignment is needed.
 
 Silent clips are skipped: a clip is silent when the RMS of its audio is more than
 SILENCE_BELOW_DB below the recording's loudest clip's (the pauses between utterances, a
-recording's lead-in). Clips are read one at a time (a video is decoded from a seek before each
-clip, never whole) and cached one entry per clip.
+recording's lead-in). Neighbouring clips are read together (a video is decoded from one seek
+per few seconds of clips, sources.read_segments, never whole) and cached one entry per clip.
 
 Pairs for the KL term (eq. 2) without word labels: a clip's pair label is its recording's
 stimulus (the manifest's `stimulus` column, else its `word`: `index` writes each layout's
@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -90,13 +91,18 @@ def _voiced(clips: list[Clip], waveform: np.ndarray, params) -> list[Clip]:
   return [c for c, db in zip(clips, level_db) if db >= level_db.max() - SILENCE_BELOW_DB]
 
 
-def read_clip(record: manifest_lib.Record, clip: Clip, waveform: np.ndarray,
-              params: spectrogram.SpecParams) -> tuple[np.ndarray, np.ndarray]:
-  """(mri float32 [26, 128, 128] over the clip's span, target float32 [64, 64] of its window)."""
-  frames = sources.read_mri(record.mri, record.frame_rate, (clip.start_s, clip.end_s)).frames
+def clip_frames(record: manifest_lib.Record, clips: list[Clip]) -> Iterator[np.ndarray]:
+  """The MRI of each clip in order, float32 [26, 128, 128] over its span, neighbouring clips read
+  together (sources.read_segments: a video decoded from one seek for them)."""
+  return sources.read_segments(record.mri, record.frame_rate,
+                               [(clip.start_s, clip.end_s) for clip in clips])
+
+
+def clip_target(waveform: np.ndarray, clip: Clip, params: spectrogram.SpecParams) -> np.ndarray:
+  """The clip's target: float32 [64, 64], its window of audio as a normalized mel spectrogram
+  (one window at a time: a stack's mel projection may sum in another order)."""
   window = waveform[clip.first_sample:clip.first_sample + params.window_samples]
-  target = spectrogram.normalize_power(spectrogram.mel_power(window[None], params), params)[0]
-  return frames, target
+  return spectrogram.normalize_power(spectrogram.mel_power(window[None], params), params)[0]
 
 
 def recording_timing(record: manifest_lib.Record, sound: audio_lib.Audio) -> dataset.Timing:
@@ -166,20 +172,19 @@ def _recording_clips(record, params, hop_s, cache_dir):
   timing = recording_timing(record, sound)
   clips = plan_clips(timing, sound.waveform, params, hop_s)
   base = dataset.record_key(record, params)
-  arrays, decoded = [], 0
-  for clip in clips:
-    key = hashlib.sha256(f"{base}:clip:{clip.start_s:.6f}:{clip.first_sample}".encode()).hexdigest()
-    cached = cache_lib.load(cache_dir, key)
-    if cached is None:
-      frames, target = read_clip(record, clip, sound.waveform, params)
-      window = sound.waveform[clip.first_sample:clip.first_sample + params.window_samples]
-      cached = {"mri": np.ascontiguousarray(frames, np.float16),  # as the cache gives them back
-                "spectrograms": np.ascontiguousarray(target[None], np.float16),
-                "audio": window.astype(np.float32)}
-      cache_lib.save(cache_dir, key, cached)
-      decoded += 1
-    arrays.append((cached["mri"], cached["spectrograms"], cached["audio"]))
-  return clips, arrays, decoded
+  keys = [hashlib.sha256(f"{base}:clip:{clip.start_s:.6f}:{clip.first_sample}".encode()
+                        ).hexdigest() for clip in clips]
+  cached = {key: cache_lib.load(cache_dir, key) for key in keys}
+  missing = [(clip, key) for clip, key in zip(clips, keys) if cached[key] is None]
+  for (clip, key), frames in zip(missing, clip_frames(record, [clip for clip, _ in missing])):
+    target = clip_target(sound.waveform, clip, params)
+    window = sound.waveform[clip.first_sample:clip.first_sample + params.window_samples]
+    cached[key] = {"mri": np.ascontiguousarray(frames, np.float16),  # as the cache gives them
+                   "spectrograms": np.ascontiguousarray(target[None], np.float16),  # back
+                   "audio": window.astype(np.float32)}
+    cache_lib.save(cache_dir, key, cached[key])
+  arrays = [(cached[k]["mri"], cached[k]["spectrograms"], cached[k]["audio"]) for k in keys]
+  return clips, arrays, len(missing)
 
 
 def _as_dataset(per_recording, params, hop_s, data_dir) -> dataset.ArrayDataset:

@@ -27,7 +27,10 @@ presentation timestamps (PyAV, FFmpeg's edit lists applied), so a variable-frame
 read at the times its frames were shown. Segments (the manifest's start_s, end_s; a word of a
 long recording) are on that clock; only the frames around a segment are decoded (a video is
 read as a stream from a seek just before it, arrays and HDF5 are sliced), so memory follows the
-segment, not the file. The 26 model frames are sampled evenly in time, from start_s to end_s
+segment, not the file; neighbouring segments of one video are decoded together
+(read_segments). A segment's video frames are those within a frame period of it, and where a
+variable-rate video holds one frame across the segment's start or end, the frame before or
+after it too. The 26 model frames are sampled evenly in time, from start_s to end_s
 for a segment and from the first to the last frame for a whole recording, by linear
 interpolation between the neighbouring frames; intensities are normalized over the frames read.
 A segment may end up to one frame period after the last frame (where that frame ends). DICOM
@@ -43,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -57,6 +61,7 @@ HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf")
 KINDS = ("dicom", "video", "frames", "array", "hdf5")
 MAX_FRAME_RATE = 1000.0  # frames per second: above this a header or manifest is wrong
 MAX_FRAMES = 200_000  # ~40 minutes at 83 fps: more is no speech recording
+READ_SPAN_S = 10.0  # read_segments decodes at most this much of a video at once
 LUMINANCE = np.array([0.299, 0.587, 0.114])
 
 
@@ -132,7 +137,45 @@ def read_mri(entry: str | os.PathLike, frame_rate: float | None = None,
     return cine if frame_rate is None else dataclasses.replace(
         cine, info=dataclasses.replace(cine.info, frame_rate=frame_rate))
   window = Window(*segment, frame_rate) if segment is not None else None
-  raw = READERS[kind](entry, window)
+  return _cine_of(READERS[kind](entry, window), entry, frame_rate, segment)
+
+
+def read_segments(entry: str | os.PathLike, frame_rate: float | None,
+                  segments: list[tuple[float, float]]) -> Iterator[np.ndarray]:
+  """`read_mri(entry, frame_rate, segment).frames` for each segment of one long recording, in
+  order: the same arrays. A video's frames are decoded once for neighbouring segments
+  (read_video_segments, one seek per READ_SPAN_S of them instead of one per segment); the other
+  sources are read per segment, a slice of a memory map, an HDF5 dataset or a few image files
+  each, with nothing to share."""
+  entry = os.fspath(entry)
+  if len(segments) < 2 or not os.path.isfile(entry) or kind_of(entry) != "video":
+    for segment in segments:
+      yield read_mri(entry, frame_rate, segment).frames
+    return
+  if frame_rate is not None:
+    check_frame_rate(entry, frame_rate)
+  for group in _spans_of(segments, READ_SPAN_S):
+    for raw, segment in zip(read_video_segments(entry, group), group):
+      yield _cine_of(raw, entry, frame_rate, segment).frames
+
+
+def _spans_of(segments: list[tuple[float, float]], most_s: float) -> list[list]:
+  """Consecutive segments grouped so that each group spans at most `most_s` seconds (a longer
+  segment alone)."""
+  groups, low, high = [], 0.0, 0.0
+  for start, end in segments:
+    if groups and max(high, end) - min(low, start) <= most_s:
+      groups[-1].append((start, end))
+      low, high = min(low, start), max(high, end)
+    else:
+      groups.append([(start, end)])
+      low, high = start, end
+  return groups
+
+
+def _cine_of(raw: Frames, entry: str, frame_rate: float | None,
+             segment: tuple[float, float] | None) -> dicom.Cine:
+  """`to_cine` at the manifest's frame rate, where it gives one, else the file's."""
   rate = frame_rate if frame_rate is not None else raw.frame_rate
   if rate is not None:
     check_frame_rate(entry, rate)
@@ -286,6 +329,20 @@ def grey(pixels: np.ndarray, entry: str, what: str = "frames") -> np.ndarray:
 def read_video(entry: str, window: Window | None = None) -> Frames:
   """The first video stream's frames, decoded one at a time (PyAV): all of them, or for a
   segment only those around it, from a seek to just before it."""
+  return _read_video_windows(entry, window, [window])[0]
+
+
+def read_video_segments(entry: str, segments: list[tuple[float, float]]) -> list[Frames]:
+  """`read_video(entry, Window(start, end, None))` for each segment of one video, decoded once
+  from one seek before the first (a seek and a second of decoding per segment otherwise): the
+  same frames and times, each segment's picked from the span as its own read picks them."""
+  windows = [Window(start, end, None) for start, end in segments]
+  span = Window(min(w.start_s for w in windows), max(w.end_s for w in windows), None)
+  return _read_video_windows(entry, span, windows)
+
+
+def _read_video_windows(entry: str, span: Window | None, windows: list) -> list[Frames]:
+  """Decodes `span` (None: the whole video) once and gives each window's Frames (None: all)."""
   import av  # local: only video needs FFmpeg
 
   try:
@@ -296,21 +353,27 @@ def read_video(entry: str, window: Window | None = None) -> Frames:
       rate = float(stream.average_rate) if stream.average_rate else None
       declared = stream.frames  # 0 where the container does not say
       start_s, duration_s = _stream_span(container, stream)
-      frames, times = _decode(container, stream, window, rate)
+      frames, times = _decode(container, stream, span, rate)
   except DataError:
     raise
   except (av.FFmpegError, OSError, ValueError) as e:
     raise DataError(entry, f"unreadable video ({type(e).__name__}: {e})") from e
-  if not frames:
-    raise DataError(entry, "the video stream holds no decodable frame" if window is None else
-                    f"segment {window.start_s:g}-{window.end_s:g} s lies outside the video")
-  if window is None and declared and len(frames) < declared:
-    raise DataError(entry, f"truncated video: {len(frames)} of the {declared} frames its "
-                    "header declares could be decoded")
-  return Frames(np.stack(frames), "video", rate, ordered_by="stream time",
-                times=on_frame_grid(np.asarray(times, np.float64), rate, start_s),
-                total_frames=declared or None if window is not None else None,
-                start_s=start_s, duration_s=duration_s)
+  read = []
+  for window in windows:
+    kept = _within(times, window, rate)
+    if not kept:
+      raise DataError(entry, "the video stream holds no decodable frame" if window is None else
+                      f"segment {window.start_s:g}-{window.end_s:g} s lies outside the video")
+    if window is None and declared and len(kept) < declared:
+      raise DataError(entry, f"truncated video: {len(kept)} of the {declared} frames its "
+                      "header declares could be decoded")
+    read.append(Frames(np.stack([frames[i] for i in kept]), "video", rate,
+                       ordered_by="stream time",
+                       times=on_frame_grid(np.asarray([times[i] for i in kept], np.float64),
+                                           rate, start_s),
+                       total_frames=declared or None if window is not None else None,
+                       start_s=start_s, duration_s=duration_s))
+  return read
 
 
 def on_frame_grid(times: np.ndarray, rate: float | None, start_s: float | None) -> np.ndarray:
@@ -339,21 +402,61 @@ def _stream_span(container, stream) -> tuple[float | None, float | None]:
 
 
 def _decode(container, stream, window: Window | None, rate: float | None):
-  """(grey float32 frames, their times in s): all, or those within a frame of the window."""
-  frames, times = [], []
-  margin = 1.0 / rate if rate else 0.1
+  """(grey float32 frames, their times in s, in stream order): all, or for a window, from a seek
+  to a keyframe at least a second before it, those within a frame of it and the nearest frame
+  on each side beyond that (`_within` picks what a read keeps)."""
+  frames, times, before = [], [], None
   if window is not None and stream.time_base:
     container.seek(max(0, int((window.start_s - 1.0) / stream.time_base)), stream=stream,
                    backward=True)
   for frame in container.decode(stream):
     time = float(frame.time) if frame.time is not None else len(frames) / (rate or 1.0)
-    if window is not None and time < window.start_s - margin:
+    if window is not None and time < window.start_s - _margin(rate):
+      before = (frame, time)  # the last frame before the window, converted only if kept
       continue
-    if window is not None and time > window.end_s + margin:
+    for kept, kept_time in ([before] if before else []) + [(frame, time)]:
+      frames.append((kept.to_ndarray(format="rgb24") @ LUMINANCE).astype(np.float32))
+      times.append(kept_time)
+    before = None
+    if window is not None and time > window.end_s + _margin(rate):
       break
-    frames.append((frame.to_ndarray(format="rgb24") @ LUMINANCE).astype(np.float32))
-    times.append(time)
+  if before is not None:  # the window lies after the last frame
+    frames.append((before[0].to_ndarray(format="rgb24") @ LUMINANCE).astype(np.float32))
+    times.append(before[1])
   return frames, times
+
+
+def _margin(rate: float | None) -> float:
+  """How far around a segment a video's frames are read: one frame period (0.1 s without a
+  rate)."""
+  return 1.0 / rate if rate else 0.1
+
+
+def _within(times: list[float], window: Window | None, rate: float | None) -> list[int]:
+  """Indices of the decoded frames (stream order) a read of `window` keeps: from the first frame
+  at or after start - margin up to the first frame past end + margin, not included. Where a
+  variable-rate video shows one frame across the window's start or end (a freeze longer than a
+  frame), the frame shown before it, or the next one after it, too: the frames around every
+  time of the window (a constant-rate video never needs them)."""
+  if window is None:
+    return list(range(len(times)))
+  low, high = window.start_s - _margin(rate), window.end_s + _margin(rate)
+  before, kept, after = None, [], None
+  for i, time in enumerate(times):
+    if time > high:
+      after = i
+      break
+    if time < low:
+      before = i
+    else:
+      kept.append(i)
+  if not kept and (before is None or after is None):
+    return []  # the window lies before the first frame or after the last
+  if before is not None and (not kept or times[kept[0]] - _margin(rate) > window.start_s):
+    kept.insert(0, before)
+  if after is not None and (len(kept) < 2 or times[kept[-1]] + _margin(rate) < window.end_s):
+    kept.append(after)
+  return kept
 
 
 def natural_key(name: str):

@@ -62,8 +62,7 @@ def synthesize(record: manifest_lib.Record, translate, train: ArrayDataset | Non
     windows |= {"nearest_neighbour": [],
                 "mean": [np.broadcast_to(mean, (len(planned),) + mean.shape)]}
   for i in range(0, len(planned), CHUNK):
-    frames = np.stack([clips_lib.read_clip(record, c, sound.waveform, params)[0]
-                       for c in planned[i:i + CHUNK]])
+    frames = np.stack(list(clips_lib.clip_frames(record, planned[i:i + CHUNK])))
     predicted = np.asarray(translate(frames[..., None]), np.float32)
     windows[model].append(predicted.reshape(len(frames), params.n_mels, -1))
     if train is not None:

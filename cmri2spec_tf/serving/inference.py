@@ -114,8 +114,8 @@ class Translator:
     starts = list(np.arange(0.0, duration - clip_s + 1e-9, hop_s))
     if duration - clip_s - starts[-1] > 1e-6:
       starts.append(duration - clip_s)
-    windows = self.predict(np.stack([sources.read_mri(entry, rate, (t, t + clip_s)).frames
-                                     for t in starts]))
+    windows = self.predict(np.stack(list(sources.read_segments(
+        entry, rate, [(t, t + clip_s) for t in starts]))))
     total = int(round(duration * params.sample_rate / params.hop_length)) + 1
     return overlap_add(starts, windows, params, total)
 
