@@ -17,8 +17,10 @@ written: a bad one stops the command with its file and problem, exit 1, no outpu
 Long recordings (a video, image frames, an array, HDF5: any source but a DICOM cine series) are
 translated whole by continuous synthesis: clips of one window's duration every --hop_s
 seconds, their predicted windows overlap-added into one [64, N] spectrogram of the recording's
-length (and its sound). With --audio (the recording's true sound, e.g. the video itself) the
-L1 against the recording's own spectrogram is printed.
+length (and its sound), from its first frame on its clock (a video's first frame may lie after
+0). With --audio (the recording's true sound, e.g. the video itself) the L1 against the
+recording's own spectrogram of the same span is printed, the sound placed by its own start (a
+video's sound track may start before or after its first frame).
 """
 
 from absl import flags
@@ -44,6 +46,18 @@ def define_flags():
                       "print the L1 of the prediction against it.")
 
 
+def _first_frame_s(mri: str, batch: bool, frame_rate: float | None) -> float:
+  """Where the first prediction's first mel frame lies on its recording's clock: its first
+  frame's time (a video's may lie after 0); 0 for a DICOM cine series, which has no clock."""
+  from cmri2spec_tf.data import sources
+  from cmri2spec_tf.serving import inference
+
+  first = inference.list_series(mri, batch)[0]
+  if sources.kind_of(first) == "dicom":
+    return 0.0
+  return inference.recording_info(first, frame_rate).start_s or 0.0
+
+
 def main(argv):
   del argv
   from cmri2spec_tf.serving import inference
@@ -55,7 +69,8 @@ def main(argv):
                                       continuous, FLAGS.vocoder)
     if FLAGS.audio:
       l1 = inference.l1_against_audio(written[0][1], FLAGS.audio,
-                                      inference.load_params(FLAGS.model))
+                                      inference.load_params(FLAGS.model),
+                                      _first_frame_s(FLAGS.mri, FLAGS.batch, FLAGS.frame_rate))
   except DataError as e:
     cli.fail(f"cannot read the audio: {e}")
   except DatasetProblems as e:

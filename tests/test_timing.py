@@ -307,3 +307,36 @@ def test_neighbouring_segments_of_a_video_are_decoded_together_and_read_the_same
   np.save(array, np.stack([marker_frame(t) for t in np.arange(0, 3.0, 0.02)]))
   for segment, frames in zip(segments[:3], sources.read_segments(array, 50.0, segments[:3])):
     assert np.array_equal(frames, sources.read_mri(array, 50.0, segment).frames)
+
+
+def test_a_video_that_starts_after_zero_is_predicted_and_scored_on_its_clock(tmp_path,
+                                                                             monkeypatch):
+  """Continuous prediction of a video whose first frame lies at 0.5 s reads its clips from
+  there (it was refused: its clock was taken to start at 0), and `predict --audio`'s L1 lines
+  the prediction up with the sound by both starts: a WAV from 0 s, and the video's own sound
+  track from 0.8 s (after the first frame)."""
+  from cmri2spec_tf.data.spectrogram import SpecParams, mel_power, normalize_power
+  from cmri2spec_tf.serving import inference
+
+  params = SpecParams()
+  video = write_video(tmp_path / "late.mp4", np.arange(0.5, 3.5, 0.02), audio_start=0.8,
+                      audio_end=3.5)
+  read = []
+  segments = sources.read_segments
+  monkeypatch.setattr(sources, "read_segments",
+                      lambda entry, rate, spans: read.extend(spans) or segments(entry, rate, spans))
+  translator = inference.Translator(lambda x: np.zeros((len(x), 64, 64, 1), np.float32), params,
+                                    "none", None)
+  timeline = translator.predict_recording(video)
+  assert read[0][0] == pytest.approx(0.5) and read[-1][1] == pytest.approx(3.48, abs=1e-6)
+  assert timeline.shape[0] == 64  # 2.98 s from the first frame to the last, not 3.48
+  assert abs(timeline.shape[1] - 2.98 * SAMPLE_RATE / params.hop_length) <= 2
+  assert inference.recording_info(video).start_s == pytest.approx(0.5)
+  # a prediction that is exactly the sound from the first frame on: L1 ~ 0 where lined up
+  clock = np.arange(int(3.5 * SAMPLE_RATE)) / SAMPLE_RATE
+  perfect = normalize_power(mel_power(chirp(clock[clock >= 0.5 - 1e-9]), params), params)
+  soundfile.write(str(tmp_path / "from0.wav"), chirp(clock), SAMPLE_RATE)
+  assert inference.l1_against_audio(perfect, str(tmp_path / "from0.wav"), params, 0.5) < 0.005
+  assert inference.l1_against_audio(perfect, str(tmp_path / "from0.wav"), params, 0.0) > 0.05
+  track = inference.l1_against_audio(perfect, video, params, 0.5)
+  assert track < 0.03 < inference.l1_against_audio(perfect, video, params, 0.8)

@@ -97,27 +97,39 @@ class Translator:
     [64, N], mel frames every hop_length samples from the recording's start.
 
     Clips of `clip_s` seconds (default: one window, window_samples / sample_rate, the span a
-    cine series covers) start every `hop_s` seconds, the last one aligned to the recording's
-    end; each is read as a segment (26 frames) and translated into one window, and the windows
-    are overlap-added where they lie on the mel-frame timeline (frame j at sample j x hop),
-    averaging where they overlap.
+    cine series covers) start every `hop_s` seconds from the recording's first frame (on its
+    clock: a video's may lie after 0, `first_frame_s`), the last one aligned to its last frame;
+    each is read as a segment (26 frames) and translated into one window, and the windows are
+    overlap-added where they lie on the mel-frame timeline (frame j at sample j x hop after the
+    first frame), averaging where they overlap.
     """
     from cmri2spec_tf.data import sources
 
     params = self.params
     clip_s = clip_s or params.window_samples / params.sample_rate
-    info = sources.read_mri(entry, frame_rate, segment=(0.0, 1e-3)).info
+    info = recording_info(entry, frame_rate)
     rate = frame_rate or info.frame_rate
-    duration = (info.frames - 1) / rate  # the last frame's time
+    first = info.start_s or 0.0
+    duration = (info.frames - 1) / rate  # from the first frame's time to the last one's
     if duration < clip_s:  # one utterance, as a cine series: one window
       return self.predict(sources.read_mri(entry, rate).frames)
     starts = list(np.arange(0.0, duration - clip_s + 1e-9, hop_s))
     if duration - clip_s - starts[-1] > 1e-6:
       starts.append(duration - clip_s)
     windows = self.predict(np.stack(list(sources.read_segments(
-        entry, rate, [(t, t + clip_s) for t in starts]))))
+        entry, rate, [(first + t, first + t + clip_s) for t in starts]))))
     total = int(round(duration * params.sample_rate / params.hop_length)) + 1
     return overlap_add(starts, windows, params, total)
+
+
+def recording_info(entry: str, frame_rate: float | None = None):
+  """A long recording's CineInfo (frames, frame rate, its first frame's time and its duration
+  on its clock), reading next to nothing: a sliver at its first frame."""
+  from cmri2spec_tf.data import sources
+
+  first, _ = sources.recording_span_of(entry, frame_rate)
+  first = first or 0.0
+  return sources.read_mri(entry, frame_rate, segment=(first, first + 1e-3)).info
 
 
 def load(path: str, weights: str = "best", vocoder: str | None = None) -> Translator:
@@ -261,13 +273,12 @@ def predict_files(model: str | Translator, mri: str, out: str, batch: bool,
 def check_recordings(recordings: list[str], frame_rate: float | None) -> None:
   """Every long recording opens and has a frame rate; DatasetProblems listing those that do
   not (before anything is written)."""
-  from cmri2spec_tf.data import sources
   from cmri2spec_tf.data.problems import DataError, DatasetProblems
 
   problems = []
   for path in recordings:
     try:
-      info = sources.read_mri(path, frame_rate, segment=(0.0, 1e-3)).info
+      info = recording_info(path, frame_rate)
       if (frame_rate or info.frame_rate) is None:
         raise DataError(path, "continuous synthesis needs its frame rate: give --frame_rate")
     except DataError as e:
@@ -276,13 +287,20 @@ def check_recordings(recordings: list[str], frame_rate: float | None) -> None:
     raise DatasetProblems(problems)
 
 
-def l1_against_audio(spectrogram: np.ndarray, audio_path: str, params: SpecParams) -> float:
+def l1_against_audio(spectrogram: np.ndarray, audio_path: str, params: SpecParams,
+                     first_frame_s: float = 0.0) -> float:
   """Mean |true - predicted| over the frames both have: the recording's own normalized mel
-  spectrogram (same parameters, frame j at sample j x hop) against a continuous prediction."""
+  spectrogram (same parameters) against a continuous prediction whose frame j lies j x hop
+  after `first_frame_s` (the MRI's first frame, `recording_info`) on the clock the audio's
+  first sample is placed on by its own start (a video's sound track may start later)."""
   from cmri2spec_tf.data import audio
   from cmri2spec_tf.data.spectrogram import mel_power, normalize_power
 
-  waveform = audio.read_audio(audio_path).waveform
+  sound = audio.read_audio(audio_path)
+  lead = int(round((first_frame_s - sound.start_s) * params.sample_rate))  # audio before the MRI
+  skipped = -(min(0, lead) // params.hop_length)  # prediction frames before the audio begins
+  waveform = sound.waveform[lead + skipped * params.hop_length:]
   truth = normalize_power(mel_power(waveform, params), params)
-  n = min(truth.shape[-1], spectrogram.shape[-1])
-  return float(np.abs(truth[:, :n] - spectrogram[:, :n]).mean())
+  predicted = spectrogram[:, skipped:]
+  n = min(truth.shape[-1], predicted.shape[-1])
+  return float(np.abs(truth[:, :n] - predicted[:, :n]).mean())
