@@ -420,10 +420,7 @@ def _decode(container, stream, window: Window | None, rate: float | None):
     before = None
     if window is not None and time > window.end_s + _margin(rate):
       break
-  if before is not None:  # the window lies after the last frame
-    frames.append((before[0].to_ndarray(format="rgb24") @ LUMINANCE).astype(np.float32))
-    times.append(before[1])
-  return frames, times
+  return frames, times  # a `before` left over: the window lies after the last frame, none kept
 
 
 def _margin(rate: float | None) -> float:

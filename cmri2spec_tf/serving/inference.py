@@ -94,11 +94,11 @@ class Translator:
   def predict_recording(self, entry: str, hop_s: float = 0.25, clip_s: float | None = None,
                         frame_rate: float | None = None) -> np.ndarray:
     """Continuous synthesis of a long recording (video, frames, array, HDF5; sources.py):
-    [64, N], mel frames every hop_length samples from the recording's start.
+    [64, N], mel frames every hop_length samples from the recording's first frame.
 
     Clips of `clip_s` seconds (default: one window, window_samples / sample_rate, the span a
     cine series covers) start every `hop_s` seconds from the recording's first frame (on its
-    clock: a video's may lie after 0, `first_frame_s`), the last one aligned to its last frame;
+    clock: a video's may lie after 0, `recording_info`), the last one aligned to its last frame;
     each is read as a segment (26 frames) and translated into one window, and the windows are
     overlap-added where they lie on the mel-frame timeline (frame j at sample j x hop after the
     first frame), averaging where they overlap.
