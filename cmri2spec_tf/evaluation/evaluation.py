@@ -173,10 +173,11 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   """
   config = runs.load_config(model_dir)
   params = runs.load_spec_params(model_dir)
+  source = data_dir or config.data_dir
   vocoder_list = [vocoders.GriffinLim(params)] + ([vocoders.from_flag(vocoder, params)]
                                                  if vocoder else [])
-  data = clips.load_examples(config.pairing, data_dir or config.data_dir, params,
-                             config.clip_hop_s, cache_dir or config.cache_dir, verbose=verbose)
+  data = clips.load_examples(config.pairing, source, params, config.clip_hop_s,
+                             cache_dir or config.cache_dir, verbose=verbose)
   train, heldout = data.fold(config.split, config.fold, config.split_seed)
   run = runs.load_trainer(model_dir, weights)
   translator = run.trainer.inference_model()
@@ -186,20 +187,17 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
   per_reference = {name: recording_scores(p, heldout)
                    for name, p in baselines.references(train, heldout).items()}
   windows = audio_window_indices(heldout.spectrograms.shape[1], audio_windows)
-  references = (dataset_lib.window_audio(heldout, data_dir or config.data_dir,
-                                         list(range(len(heldout))), windows) if windows else None)
-  if windows:
-    speech = speech_scores(predictions, heldout, references, windows, vocoder_list)
-    for name, rows in per_method.items():
-      for row, audio_row in zip(rows, speech[name]):
-        row.update({k: v for k, v in audio_row.items() if k not in row})
-  whole = utterances or (data_dir or config.data_dir if config.pairing == "time" else None)
-  utterance_examples = None
+  references = (dataset_lib.window_audio(heldout, source, list(range(len(heldout))), windows)
+                if windows else None)
+  ceiling = (_add_speech_scores(per_method, predictions, heldout, references, windows,
+                                vocoder_list) if windows else None)
+  whole = utterances or (source if config.pairing == "time" else None)
+  utterance_rows, utterance_examples = None, None
   if whole:
     utterance_rows, utterance_examples = utterances_lib.evaluate_heldout(
         whole, translator.predict_on_batch, set(train.subject_ids), set(heldout.subject_ids),
         params, config.clip_hop_s, cache_dir or config.cache_dir, vocoder_list, config.model,
-        train if whole == (data_dir or config.data_dir) and config.pairing == "time" else None)
+        train if whole == source and config.pairing == "time" else None)
   report = {
       "model_dir": os.path.abspath(model_dir), "model": config.model, "fold": config.fold,
       "split": config.split, "seed": config.seed, "weights_choice": weights,
@@ -212,24 +210,36 @@ def evaluate_run(model_dir: str, data_dir: str | None = None, cache_dir: str | N
                  "vocoder_dir": os.path.abspath(vocoder) if vocoder else None,
                  "pesq": speech_metrics.pesq_available()},
   }
-  if windows:
-    report["ceiling"] = _scored(speech[CEILING])
+  if ceiling is not None:
+    report["ceiling"] = _scored(ceiling)
   if whole:
     report["utterances"] = {"hop_s": config.clip_hop_s, "manifest": os.path.abspath(whole),
                             "methods": {name: _scored(rows) for name, rows in
                                         utterance_rows.items()}}
-  csv_methods = per_method | per_reference | ({CEILING: speech[CEILING]} if windows else {})
+  csv_methods = per_method | per_reference | ({CEILING: ceiling} if ceiling is not None else {})
   runs.write_evaluation(model_dir, report, to_csv(csv_methods), heldout.subject_ids, predictions)
   from cmri2spec_tf.evaluation import latents
 
-  latents.latent_view_of_run(model_dir, run.trainer, train, heldout, data_dir or config.data_dir,
-                            f"{config.model} fold {config.fold}, epoch {run.epoch}")
+  latents.latent_view_of_run(model_dir, run.trainer, train, heldout, source,
+                             f"{config.model} fold {config.fold}, epoch {run.epoch}")
   if report_html:
     from cmri2spec_tf.evaluation import listening
 
     listening.write_report(model_dir, report, heldout, predictions, vocoder_list, windows,
                            references, utterance_examples)
   return report
+
+
+def _add_speech_scores(per_method: dict[str, list[dict]], predictions: dict[str, np.ndarray],
+                       heldout: ArrayDataset, references: np.ndarray, windows: list[int],
+                       vocoder_list) -> list[dict]:
+  """Adds each method's speech metrics (speech_scores) to its recording rows; returns the
+  ceiling's rows (the true spectrograms voiced)."""
+  speech = speech_scores(predictions, heldout, references, windows, vocoder_list)
+  for name, rows in per_method.items():
+    for row, audio_row in zip(rows, speech[name]):
+      row.update({k: v for k, v in audio_row.items() if k not in row})
+  return speech[CEILING]
 
 
 def _scored(rows: list[dict]) -> dict:
